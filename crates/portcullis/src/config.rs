@@ -1,0 +1,270 @@
+//! `portcullis serve` settings: flags, each also an environment variable
+//! (`PORTCULLIS_` + the flag in upper case), turned into a checked [`ServeConfig`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use clap::Args;
+use portcullis_authz::AuthMode;
+
+use crate::host::{HostConfig, OriginPolicy, OriginRule};
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "PORTCULLIS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// The MCP endpoint's public URL, exactly as clients type it (e.g.
+    /// https://mcp.example.com/mcp). Defaults to http://<bind><mcp-path>.
+    #[arg(long, env = "PORTCULLIS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Path of the MCP endpoint on this listener. Defaults to the public URL's path, or /mcp.
+    #[arg(long, env = "PORTCULLIS_MCP_PATH")]
+    pub mcp_path: Option<String>,
+
+    /// Browser origins allowed to call the endpoint, comma-separated
+    /// (scheme://host[:port], port may be *). Loopback origins are allowed when bound to loopback.
+    #[arg(long, env = "PORTCULLIS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Extra Host header values to accept (host or host:port), comma-separated. The public
+    /// URL's host, and loopback names when bound to loopback, are always accepted.
+    #[arg(long, env = "PORTCULLIS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PORTCULLIS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a request may take before it is cancelled with an error.
+    #[arg(long, env = "PORTCULLIS_REQUEST_TIMEOUT", default_value_t = 60)]
+    pub request_timeout: u64,
+
+    /// Seconds to wait for in-flight requests on SIGTERM/SIGINT before exiting anyway.
+    #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+}
+
+/// A checked configuration, ready to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub host: HostConfig,
+    pub shutdown_grace: Duration,
+}
+
+/// A setting that cannot work, with what would.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ServeArgs {
+    pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        let auth = AuthMode::None;
+        let loopback = self.bind.ip().is_loopback();
+        if !loopback && !auth.allows_public_bind() {
+            return Err(ConfigError(format!(
+                "refusing to serve without authentication on {}: anyone who can reach that address could call the tools. \
+                 Bind to a loopback address (--bind 127.0.0.1:{}) until authorization is configured.",
+                self.bind,
+                self.bind.port()
+            )));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError(format!(
+                "--max-body-bytes {} is too small for MCP messages: use at least 1024",
+                self.max_body_bytes
+            )));
+        }
+        if self.request_timeout == 0 {
+            return Err(ConfigError(
+                "--request-timeout must be at least 1 second".to_owned(),
+            ));
+        }
+
+        let (public_url, url_path, url_authority) = match &self.public_url {
+            Some(url) => {
+                let (authority, path) = parse_public_url(url)?;
+                (url.clone(), path, Some(authority))
+            }
+            None => {
+                let path = self.mcp_path.clone().unwrap_or_else(|| "/mcp".to_owned());
+                (
+                    format!("http://{}{path}", display_addr(self.bind)),
+                    path,
+                    None,
+                )
+            }
+        };
+        let mcp_path = self.mcp_path.unwrap_or(url_path);
+        if !mcp_path.starts_with('/') || mcp_path.len() < 2 {
+            return Err(ConfigError(format!(
+                "--mcp-path {mcp_path:?} must be an absolute path such as /mcp"
+            )));
+        }
+
+        let mut origins = Vec::new();
+        for rule in &self.allowed_origins {
+            if rule.trim().is_empty() {
+                continue;
+            }
+            origins.push(
+                OriginRule::parse(rule)
+                    .map_err(|e| ConfigError(format!("--allowed-origins: {e}")))?,
+            );
+        }
+        let mut hosts: Vec<String> = self
+            .allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if let Some(authority) = &url_authority {
+            hosts.push(authority.clone());
+            if let Ok(rule) = OriginRule::parse(&origin_of(&public_url, authority)) {
+                origins.push(rule);
+            }
+        }
+        if loopback {
+            for name in ["localhost", "127.0.0.1", "[::1]"] {
+                hosts.push(name.to_owned());
+                for scheme in ["http", "https"] {
+                    if let Ok(rule) = OriginRule::parse(&format!("{scheme}://{name}:*")) {
+                        origins.push(rule);
+                    }
+                }
+            }
+        }
+
+        Ok(ServeConfig {
+            bind: self.bind,
+            public_url,
+            host: HostConfig {
+                mcp_path,
+                policy: OriginPolicy { origins, hosts },
+                auth,
+                max_body_bytes: self.max_body_bytes,
+                request_timeout: Duration::from_secs(self.request_timeout),
+                ..HostConfig::default()
+            },
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        })
+    }
+}
+
+fn display_addr(addr: SocketAddr) -> String {
+    match addr.ip() {
+        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+    }
+}
+
+/// Splits `scheme://authority/path` into (authority, path), refusing what a client could not use.
+fn parse_public_url(url: &str) -> Result<(String, String), ConfigError> {
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "--public-url {url:?} {why}: give the MCP endpoint's full URL, e.g. https://mcp.example.com/mcp"
+        ))
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("has no scheme"))?;
+    if scheme != "https" && scheme != "http" {
+        return Err(bad("must use https (or http for local testing)"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(bad("must not have a query or fragment"));
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad("has no valid host"));
+    }
+    if path.len() < 2 {
+        return Err(bad("needs the endpoint's path"));
+    }
+    Ok((authority.to_ascii_lowercase(), path.to_owned()))
+}
+
+fn origin_of(public_url: &str, authority: &str) -> String {
+    let scheme = public_url.split("://").next().unwrap_or("https");
+    format!("{scheme}://{authority}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn config(args: &[&str]) -> Result<ServeConfig, ConfigError> {
+        let mut argv = vec!["portcullis"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().serve.into_config()
+    }
+
+    #[test]
+    fn defaults_serve_mcp_on_loopback() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8080/mcp");
+        assert_eq!(c.host.mcp_path, "/mcp");
+        assert_eq!(
+            c.host
+                .policy
+                .check(Some("http://localhost:6274"), Some("localhost:8080")),
+            None
+        );
+        assert!(
+            c.host
+                .policy
+                .check(Some("https://evil.example"), Some("127.0.0.1:8080"))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn unauthenticated_public_bind_is_refused_with_advice() {
+        let err = config(&["--bind", "0.0.0.0:8080"]).unwrap_err().0;
+        assert!(
+            err.contains("refusing to serve without authentication"),
+            "{err}"
+        );
+        assert!(err.contains("--bind 127.0.0.1:8080"), "{err}");
+    }
+
+    #[test]
+    fn public_url_sets_path_and_allowed_host() {
+        let c = config(&["--public-url", "https://mcp.example.com/tools/mcp"]).unwrap();
+        assert_eq!(c.host.mcp_path, "/tools/mcp");
+        assert_eq!(
+            c.host
+                .policy
+                .check(Some("https://mcp.example.com"), Some("mcp.example.com")),
+            None
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        for (args, needle) in [
+            (&["--public-url", "mcp.example.com/mcp"][..], "--public-url"),
+            (&["--public-url", "ftp://x/mcp"][..], "https"),
+            (&["--public-url", "https://x"][..], "path"),
+            (&["--mcp-path", "mcp"][..], "--mcp-path"),
+            (&["--allowed-origins", "evil"][..], "--allowed-origins"),
+            (&["--max-body-bytes", "10"][..], "--max-body-bytes"),
+            (&["--request-timeout", "0"][..], "--request-timeout"),
+        ] {
+            let err = config(args).unwrap_err().0;
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+    }
+}

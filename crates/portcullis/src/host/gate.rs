@@ -1,0 +1,460 @@
+//! The gate in front of rmcp's Streamable HTTP service.
+//!
+//! rmcp serves the protocol; this layer adds what a public server needs around it and
+//! what rmcp 3.11 does not do (each point says why):
+//! - `Origin`/`Host` allow-lists answered with 403 before anything else runs;
+//! - the principal from the resource guard, put in the request extensions for tools;
+//! - a body limit with a JSON-RPC 413, and clear 400s for malformed JSON and batches
+//!   (so a client learns what to fix instead of a generic transport failure);
+//! - a JSON-RPC id reused on one 2025 session while the first request is still in
+//!   flight is refused at once (rmcp 3.11 leaves the second request hanging);
+//! - a per-request deadline that ends a stuck tool call with a JSON-RPC error;
+//! - a count of in-flight requests, so graceful shutdown can wait for them.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body::Frame;
+use http_body_util::BodyExt as _;
+use portcullis_authz::AuthMode;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::origin::OriginPolicy;
+
+/// JSON-RPC error codes the gate answers with.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const INTERNAL_ERROR: i64 = -32603;
+
+/// Shared state of the gate: configuration plus the live request bookkeeping.
+#[derive(Debug)]
+pub struct Gate {
+    pub policy: OriginPolicy,
+    pub auth: AuthMode,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    inflight_ids: Mutex<HashSet<(String, String)>>,
+    tracker: Arc<InflightTracker>,
+}
+
+impl Gate {
+    pub fn new(
+        policy: OriginPolicy,
+        auth: AuthMode,
+        max_body_bytes: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            policy,
+            auth,
+            max_body_bytes,
+            request_timeout,
+            inflight_ids: Mutex::new(HashSet::new()),
+            tracker: Arc::new(InflightTracker::default()),
+        }
+    }
+
+    pub fn tracker(&self) -> Arc<InflightTracker> {
+        self.tracker.clone()
+    }
+
+    /// Registers (session, id); `false` when that pair is already in flight.
+    fn claim_id(&self, key: &(String, String)) -> bool {
+        match self.inflight_ids.lock() {
+            Ok(mut set) => set.insert(key.clone()),
+            // A poisoned lock means a panic elsewhere; fail open rather than wedge the server.
+            Err(poisoned) => poisoned.into_inner().insert(key.clone()),
+        }
+    }
+
+    fn release_id(&self, key: &(String, String)) {
+        match self.inflight_ids.lock() {
+            Ok(mut set) => set.remove(key),
+            Err(poisoned) => poisoned.into_inner().remove(key),
+        };
+    }
+}
+
+/// Counts requests being worked on, for graceful shutdown.
+#[derive(Debug, Default)]
+pub struct InflightTracker {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InflightTracker {
+    pub fn current(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once no request is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.current() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn enter(self: &Arc<Self>) -> InflightToken {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InflightToken(self.clone())
+    }
+}
+
+/// Held for as long as a request (including its streamed response) is in flight.
+struct InflightToken(Arc<InflightTracker>);
+
+impl Drop for InflightToken {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Releases a claimed (session, id) pair when the response is done or abandoned.
+struct IdClaim {
+    gate: Arc<Gate>,
+    key: (String, String),
+}
+
+impl Drop for IdClaim {
+    fn drop(&mut self) {
+        self.gate.release_id(&self.key);
+    }
+}
+
+/// What the gate needs to know of a message: just enough to route, never the params.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default, rename = "params")]
+    _params: Option<IgnoredAny>,
+}
+
+pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    if let Some(reason) = gate.policy.check(origin.as_deref(), host.as_deref()) {
+        tracing::warn!(origin = ?origin, host = ?host, "refused by origin policy");
+        return jsonrpc_error(StatusCode::FORBIDDEN, None, INVALID_REQUEST, &reason);
+    }
+
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(gate.auth.principal_for_request());
+
+    if parts.method != Method::POST {
+        // GET opens a 2025-era stream, DELETE ends a session: no body to check, no deadline.
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+
+    let bytes = match http_body_util::Limited::new(body, gate.max_body_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            let message = format!(
+                "request body is larger than the {} byte limit; send smaller messages or raise --max-body-bytes (PORTCULLIS_MAX_BODY_BYTES)",
+                gate.max_body_bytes
+            );
+            return jsonrpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                None,
+                INVALID_REQUEST,
+                &message,
+            );
+        }
+        Err(err) => {
+            let message = format!("could not read the request body: {err}");
+            return jsonrpc_error(StatusCode::BAD_REQUEST, None, PARSE_ERROR, &message);
+        }
+    };
+
+    let envelope = match parse_envelope(&bytes) {
+        Ok(envelope) => envelope,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let is_request =
+        envelope.method.is_some() && envelope.id.as_ref().is_some_and(|id| !id.is_null());
+    let is_stream = envelope.method.as_deref() == Some("subscriptions/listen");
+
+    let claim = match (is_request, session_id(&parts.headers), &envelope.id) {
+        (true, Some(session), Some(id)) => {
+            let key = (session, canonical_id(id));
+            if !gate.claim_id(&key) {
+                let message = format!(
+                    "request id {id} is already in flight on this session; wait for its response or use a new id"
+                );
+                return jsonrpc_error(
+                    StatusCode::BAD_REQUEST,
+                    Some(id.clone()),
+                    INVALID_REQUEST,
+                    &message,
+                );
+            }
+            Some(IdClaim {
+                gate: gate.clone(),
+                key,
+            })
+        }
+        _ => None,
+    };
+
+    let token = (!is_stream).then(|| gate.tracker.enter());
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let keep = Keep {
+        _claim: claim,
+        _token: token,
+    };
+
+    if is_stream || !is_request {
+        let response = next.run(request).await;
+        return attach(response, keep, None);
+    }
+
+    let deadline = tokio::time::Instant::now() + gate.request_timeout;
+    let id = envelope.id.unwrap_or(Value::Null);
+    match tokio::time::timeout_at(deadline, next.run(request)).await {
+        Ok(response) => {
+            let timeout = Deadline {
+                sleep: Box::pin(tokio::time::sleep_until(deadline)),
+                frame: Some(timeout_sse_frame(&id, gate.request_timeout)),
+            };
+            attach(response, keep, Some(timeout))
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?gate.request_timeout, "request timed out before its response started");
+            jsonrpc_error(
+                StatusCode::OK,
+                Some(id),
+                INTERNAL_ERROR,
+                &timeout_message(gate.request_timeout),
+            )
+        }
+    }
+}
+
+/// Why a body could not be routed: the status, JSON-RPC code and message to answer with.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    code: i64,
+    message: String,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        jsonrpc_error(self.status, None, self.code, &self.message)
+    }
+}
+
+fn parse_envelope(bytes: &Bytes) -> Result<Envelope, Refusal> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'[') {
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code: INVALID_REQUEST,
+            message: "JSON-RPC batches are not supported (removed in MCP 2025-06-18); send one message per POST".to_owned(),
+        });
+    }
+    serde_json::from_slice::<Envelope>(bytes).map_err(|err| {
+        let (code, message) = if err.is_data() {
+            (
+                INVALID_REQUEST,
+                format!("invalid JSON-RPC message: {err}; send one JSON-RPC 2.0 object per POST"),
+            )
+        } else {
+            (
+                PARSE_ERROR,
+                format!("Parse error: the body is not valid JSON ({err})"),
+            )
+        };
+        Refusal {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message,
+        }
+    })
+}
+
+fn session_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// JSON-RPC ids are strings or numbers; `1` and `"1"` are different ids.
+fn canonical_id(id: &Value) -> String {
+    match id {
+        Value::String(s) => format!("s:{s}"),
+        other => format!("n:{other}"),
+    }
+}
+
+fn timeout_message(timeout: Duration) -> String {
+    format!(
+        "the request did not finish within {} s and was cancelled; retry it, or ask the operator to raise --request-timeout (PORTCULLIS_REQUEST_TIMEOUT)",
+        timeout.as_secs_f64()
+    )
+}
+
+fn timeout_sse_frame(id: &Value, timeout: Duration) -> Bytes {
+    let error = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": INTERNAL_ERROR, "message": timeout_message(timeout)},
+    });
+    Bytes::from(format!("event: message\ndata: {error}\n\n"))
+}
+
+/// A JSON-RPC error response with a message that says what to do.
+pub fn jsonrpc_error(status: StatusCode, id: Option<Value>, code: i64, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(Value::Null),
+        "error": {"code": code, "message": message},
+    });
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Things that must live exactly as long as the response body.
+struct Keep {
+    _claim: Option<IdClaim>,
+    _token: Option<InflightToken>,
+}
+
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    frame: Option<Bytes>,
+}
+
+fn attach(response: Response, keep: Keep, deadline: Option<Deadline>) -> Response {
+    let (parts, body) = response.into_parts();
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let body = GuardedBody {
+        inner: body,
+        _keep: keep,
+        // Only a stream can be cut short with a final event; a JSON body is already whole.
+        deadline: if is_sse { deadline } else { None },
+        done: false,
+    };
+    Response::from_parts(parts, Body::new(body))
+}
+
+/// The response body, with the request's bookkeeping and deadline riding along.
+struct GuardedBody {
+    inner: Body,
+    _keep: Keep,
+    deadline: Option<Deadline>,
+    done: bool,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if frame.is_none() {
+                this.done = true;
+            }
+            return Poll::Ready(frame);
+        }
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.sleep.as_mut().poll(cx).is_ready()
+        {
+            tracing::warn!("streamed request exceeded its deadline; cancelling it");
+            this.done = true;
+            // Dropping the inner body closes rmcp's stream, which cancels the handler.
+            this.inner = Body::empty();
+            return Poll::Ready(deadline.frame.take().map(|b| Ok(Frame::data(b))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || (self.deadline.is_none() && self.inner.is_end_stream())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.deadline.is_some() {
+            // A deadline may append a final event, so the length is not known in advance.
+            http_body::SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_ids_keep_strings_and_numbers_apart() {
+        assert_ne!(canonical_id(&json!(1)), canonical_id(&json!("1")));
+        assert_eq!(canonical_id(&json!(7)), canonical_id(&json!(7)));
+    }
+
+    #[test]
+    fn batches_and_garbage_are_refused_with_reasons() {
+        let batch = parse_envelope(&Bytes::from_static(b"  [{\"jsonrpc\":\"2.0\"}]"));
+        let batch = batch.err().unwrap();
+        assert_eq!(batch.status, StatusCode::BAD_REQUEST);
+        assert!(batch.message.contains("batches are not supported"));
+        let garbage = parse_envelope(&Bytes::from_static(b"{not json"));
+        assert_eq!(garbage.err().unwrap().code, PARSE_ERROR);
+        let ok = parse_envelope(&Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"x":[1,2]}}"#,
+        ))
+        .ok()
+        .unwrap();
+        assert_eq!(ok.method.as_deref(), Some("tools/list"));
+        assert_eq!(ok.id, Some(json!(3)));
+    }
+}

@@ -1,0 +1,95 @@
+//! The MCP host: rmcp's Streamable HTTP service mounted in axum behind Portcullis's gate.
+//!
+//! Both protocol eras are served on one path: rmcp routes `initialize` to a 2025-era
+//! session and a request carrying 2026-07-28 `_meta` to its stateless path. The host is
+//! generic over the rmcp `ServerHandler`, so the product's tools and the conformance
+//! fixture run on exactly the same code.
+
+pub mod gate;
+pub mod origin;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use portcullis_authz::AuthMode;
+use rmcp::ServerHandler;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+pub use gate::{Gate, InflightTracker};
+pub use origin::{OriginPolicy, OriginRule};
+
+/// Everything the host needs to know; the binary fills it from flags and environment.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Path of the MCP endpoint, e.g. `/mcp`.
+    pub mcp_path: String,
+    pub policy: OriginPolicy,
+    pub auth: AuthMode,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// Interval of SSE keep-alive comments on long-lived streams.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            mcp_path: "/mcp".to_owned(),
+            policy: OriginPolicy::default(),
+            auth: AuthMode::None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(60),
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Handles the binary keeps to shut the host down gracefully.
+#[derive(Debug, Clone)]
+pub struct HostHandle {
+    /// Cancelling this ends rmcp's sessions and long-lived streams.
+    pub streams: CancellationToken,
+    /// Requests still being worked on.
+    pub inflight: Arc<InflightTracker>,
+}
+
+/// Builds the router that serves the MCP endpoint with handlers made by `factory`
+/// (one per 2025 session, one per 2026-07-28 request).
+pub fn mcp_router<S, F>(config: &HostConfig, factory: F) -> (Router, HostHandle)
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let streams = CancellationToken::new();
+    let rmcp_config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_json_response(true)
+        .with_sse_keep_alive(Some(config.sse_keep_alive))
+        .with_cancellation_token(streams.child_token())
+        // The gate enforces the body limit, Host and Origin, with actionable messages.
+        .with_max_request_body_bytes(config.max_body_bytes.saturating_add(1))
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    let service = StreamableHttpService::new(
+        move || Ok(factory()),
+        Arc::new(LocalSessionManager::default()),
+        rmcp_config,
+    );
+    let gate = Arc::new(Gate::new(
+        config.policy.clone(),
+        config.auth,
+        config.max_body_bytes,
+        config.request_timeout,
+    ));
+    let handle = HostHandle {
+        streams,
+        inflight: gate.tracker(),
+    };
+    let router = Router::new()
+        .route_service(&config.mcp_path, service)
+        .layer(axum::middleware::from_fn_with_state(gate, gate::gate));
+    (router, handle)
+}

@@ -1,0 +1,13 @@
+//! Portcullis: a remote MCP server with OAuth 2.1 built in.
+//!
+//! This crate is the MCP host (rmcp's Streamable HTTP service behind Portcullis's gate,
+//! [`host`]), the built-in tools ([`tools`]), and the pieces of the `portcullis` binary
+//! that other programs reuse: configuration ([`config`]) and the listener with graceful
+//! shutdown ([`server`]).
+
+pub mod config;
+pub mod host;
+pub mod server;
+pub mod tools;
+
+pub use portcullis_authz::{AuthMode, Principal};

@@ -1,0 +1,69 @@
+//! The `portcullis` command.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use portcullis::config::ServeArgs;
+use portcullis::server;
+use portcullis::tools::PortcullisTools;
+
+/// Portcullis: a remote MCP server with OAuth 2.1 built in.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the MCP endpoint (default http://127.0.0.1:8080/mcp).
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match args.into_config() {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("portcullis: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("portcullis: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = runtime.block_on(server::run(
+                config,
+                PortcullisTools::new,
+                server::shutdown_signal(),
+            ));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("portcullis: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

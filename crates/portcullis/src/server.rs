@@ -1,0 +1,124 @@
+//! The listener: TCP_NODELAY on every connection and graceful shutdown.
+//!
+//! axum's `serve` leaves Nagle's algorithm on; with small SSE frames and delayed ACKs that
+//! stalls responses by about 40 ms each, so every accepted socket gets `TCP_NODELAY`.
+//! On SIGTERM/SIGINT the listener stops accepting, in-flight requests finish (bounded by
+//! the grace period), and only then are long-lived streams and sessions closed.
+
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt as _;
+use rmcp::ServerHandler;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+use crate::host::{HostHandle, mcp_router};
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Binds the configured address and serves the MCP endpoint with handlers from `factory`
+/// until `shutdown` resolves.
+pub async fn run<S, F>(
+    config: ServeConfig,
+    factory: F,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()>
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind(config.bind).await.map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!(
+                "cannot listen on {}: {err} (is another server using the port? choose one with --bind)",
+                config.bind
+            ),
+        )
+    })?;
+    let (router, handle) = mcp_router(&config.host, factory);
+    let local = listener.local_addr()?;
+    tracing::info!(
+        listen = %local,
+        mcp = %config.public_url,
+        "portcullis ready"
+    );
+    serve(listener, router, handle, config.shutdown_grace, shutdown).await
+}
+
+/// Serves `router` on `listener` with TCP_NODELAY and graceful shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    handle: HostHandle,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested: finishing in-flight requests");
+        trigger.cancel();
+    });
+
+    let drain_stop = stop.clone();
+    let drain_handle = handle.clone();
+    tokio::spawn(async move {
+        drain_stop.cancelled().await;
+        let idle = tokio::time::timeout(grace, drain_handle.inflight.wait_idle()).await;
+        if idle.is_err() {
+            tracing::warn!(
+                remaining = drain_handle.inflight.current(),
+                "grace period over: abandoning in-flight requests"
+            );
+        }
+        // Long-lived streams (2025 GET streams, sessions, listen subscriptions) end now.
+        drain_handle.streams.cancel();
+    });
+
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
+    let server =
+        axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let hard_stop = async {
+        stop.cancelled().await;
+        tokio::time::sleep(grace + Duration::from_secs(2)).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = hard_stop => {
+            tracing::warn!("connections still open after the grace period; exiting");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Portcullis's built-in tools. `whoami` tells the caller who the server thinks it is:
+//! the first thing an operator checks after connecting a client, and the proof that
+//! the guard's principal reaches tool handlers.
+
+use portcullis_authz::{Principal, PrincipalView};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+
+/// The handler the `portcullis` binary serves.
+#[derive(Debug, Clone)]
+pub struct PortcullisTools {
+    tool_router: ToolRouter<Self>,
+}
+
+impl Default for PortcullisTools {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads the principal the guard put on the HTTP request.
+pub fn principal_of(parts: &http::request::Parts) -> Principal {
+    // The gate inserts a principal on every request; a missing one means a request that
+    // did not pass the gate, which must never be treated as more than anonymous.
+    parts
+        .extensions
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or_else(Principal::anonymous)
+}
+
+#[tool_router(router = tool_router)]
+impl PortcullisTools {
+    pub fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Reports who is calling.
+    #[tool(
+        name = "whoami",
+        title = "Who am I",
+        description = "Reports who this MCP server believes is calling: the user, the OAuth client and the scopes of the access token (or that the caller is anonymous when the server runs without authentication). Use it to check that a connection is set up as intended.",
+        annotations(
+            title = "Who am I",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    pub async fn whoami(
+        &self,
+        Extension(parts): Extension<http::request::Parts>,
+    ) -> Json<PrincipalView> {
+        Json(principal_of(&parts).describe())
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for PortcullisTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("portcullis", env!("CARGO_PKG_VERSION"))
+                    .with_title("Portcullis"),
+            )
+            .with_instructions(
+                "Portcullis: a remote MCP server. Call `whoami` to see which user, client and scopes this connection acts as.",
+            )
+    }
+}
