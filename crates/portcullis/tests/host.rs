@@ -1,0 +1,535 @@
+//! The MCP host as a client meets it over HTTP: both eras, and every kind of bad input
+//! answered with a clear error while the server keeps serving. Driven through the real
+//! router with `tower::ServiceExt::oneshot` (no socket), except where a socket matters.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use portcullis::host::{HostConfig, OriginPolicy, OriginRule, mcp_router};
+use portcullis::tools::PortcullisTools;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+const MODERN: &str = "2026-07-28";
+
+/// A handler with a tool that takes as long as it is told to.
+#[derive(Debug, Clone)]
+struct SlowTools {
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct SleepArgs {
+    ms: u64,
+}
+
+#[tool_router(router = tool_router)]
+impl SlowTools {
+    fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(description = "Sleeps for `ms` milliseconds, then says done.")]
+    async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> String {
+        tokio::time::sleep(Duration::from_millis(args.ms)).await;
+        "done".to_owned()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for SlowTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+fn config() -> HostConfig {
+    HostConfig {
+        policy: OriginPolicy {
+            origins: vec![OriginRule::parse("http://localhost:*").unwrap()],
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+        },
+        max_body_bytes: 4096,
+        request_timeout: Duration::from_secs(1),
+        ..HostConfig::default()
+    }
+}
+
+fn product() -> Router {
+    mcp_router(&config(), PortcullisTools::new).0
+}
+
+fn slow() -> Router {
+    mcp_router(&config(), SlowTools::new).0
+}
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
+
+/// A 2026-07-28 request with correct headers for `method` and `name`.
+fn modern(id: i64, method: &str, name: Option<&str>, mut params: Value) -> Request<Body> {
+    params["_meta"] = meta();
+    let mut builder = post()
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        builder = builder.header("mcp-name", name);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+fn post() -> http::request::Builder {
+    Request::post("/mcp")
+        .header("host", "127.0.0.1:8080")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    /// The JSON-RPC messages: the body itself, or each SSE `data:` payload.
+    messages: Vec<Value>,
+    text: String,
+}
+
+impl Reply {
+    fn last(&self) -> &Value {
+        self.messages
+            .last()
+            .expect("a JSON-RPC message in the reply")
+    }
+}
+
+async fn send(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let is_sse = headers
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let messages = if is_sse {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect()
+    } else {
+        serde_json::from_str(&text)
+            .map(|v| vec![v])
+            .unwrap_or_default()
+    };
+    Reply {
+        status,
+        headers,
+        messages,
+        text,
+    }
+}
+
+/// Opens a 2025-11-25 session and returns its id.
+async fn open_session(router: &Router) -> String {
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "1"}}
+    });
+    let reply = send(router, post().body(Body::from(init.to_string())).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.last()["result"]["protocolVersion"], "2025-11-25");
+    let session = reply.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let reply = send(router, legacy(&session, initialized)).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    session
+}
+
+fn legacy(session: &str, body: Value) -> Request<Body> {
+    post()
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn call(id: i64, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": name, "arguments": arguments}})
+}
+
+/// The server still answers a well-formed request after a bad one.
+async fn assert_still_serving(router: &Router) {
+    let reply = send(router, modern(99, "tools/list", None, json!({}))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(
+        reply.last()["result"]["tools"].is_array(),
+        "{:?}",
+        reply.last()
+    );
+}
+
+fn error_of(reply: &Reply) -> (i64, String) {
+    let error = &reply.last()["error"];
+    (
+        error["code"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no error in {:?}", reply.messages)),
+        error["message"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn modern_discover_and_whoami() {
+    let router = product();
+    let reply = send(&router, modern(1, "server/discover", None, json!({}))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let result = &reply.last()["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert!(
+        result["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == MODERN)
+    );
+    assert!(result["ttlMs"].as_u64().is_some());
+    assert!(result["cacheScope"].is_string());
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "portcullis"
+    );
+    assert!(
+        reply.headers.get("mcp-session-id").is_none(),
+        "2026-07-28 is stateless"
+    );
+
+    let reply = send(&router, modern(2, "tools/list", None, json!({}))).await;
+    let tools = &reply.last()["result"];
+    assert_eq!(tools["resultType"], "complete");
+    assert!(tools["ttlMs"].is_u64() && tools["cacheScope"].is_string());
+    let whoami = &tools["tools"][0];
+    assert_eq!(whoami["name"], "whoami");
+    assert_eq!(whoami["annotations"]["readOnlyHint"], true);
+
+    let reply = send(
+        &router,
+        modern(
+            3,
+            "tools/call",
+            Some("whoami"),
+            json!({"name": "whoami", "arguments": {}}),
+        ),
+    )
+    .await;
+    let result = &reply.last()["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["structuredContent"]["authenticated"], false);
+    assert!(result["structuredContent"]["user"].is_null());
+}
+
+#[tokio::test]
+async fn legacy_session_whoami_and_2026_initialize_answered_as_2025() {
+    let router = product();
+    let session = open_session(&router).await;
+    let reply = send(&router, legacy(&session, call(1, "whoami", json!({})))).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let result = &reply.last()["result"];
+    assert_eq!(result["structuredContent"]["authenticated"], false);
+    assert!(
+        result.get("resultType").is_none(),
+        "legacy results carry no resultType"
+    );
+
+    // A client that names 2026-07-28 in `initialize` still speaks the 2025 handshake.
+    let init = json!({
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": MODERN, "capabilities": {},
+                   "clientInfo": {"name": "test", "version": "1"}}
+    });
+    let reply = send(&router, post().body(Body::from(init.to_string())).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.last()["result"]["protocolVersion"], "2025-11-25");
+
+    // DELETE ends the session; it is then unknown.
+    let delete = Request::delete("/mcp")
+        .header("host", "127.0.0.1:8080")
+        .header("mcp-session-id", &session)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(delete).await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let reply = send(&router, legacy(&session, call(2, "whoami", json!({})))).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(reply.text.contains("Session not found"), "{}", reply.text);
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_parse_error() {
+    let router = product();
+    let reply = send(&router, post().body(Body::from("{\"jsonrpc\": ")).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, -32700);
+    assert!(message.contains("not valid JSON"), "{message}");
+    assert_still_serving(&router).await;
+}
+
+#[tokio::test]
+async fn batch_is_refused_with_reason() {
+    let router = product();
+    let batch = json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}]);
+    let reply = send(&router, post().body(Body::from(batch.to_string())).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, -32600);
+    assert!(message.contains("one message per POST"), "{message}");
+    assert_still_serving(&router).await;
+}
+
+#[tokio::test]
+async fn body_over_limit_is_413() {
+    let router = product();
+    let big = "x".repeat(5000);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"pad": big}});
+    let reply = send(&router, post().body(Body::from(body.to_string())).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, message) = error_of(&reply);
+    assert!(message.contains("4096 byte limit"), "{message}");
+    assert_still_serving(&router).await;
+}
+
+#[tokio::test]
+async fn unknown_method_is_404_on_modern_and_an_error_on_legacy() {
+    let router = product();
+    let reply = send(&router, modern(1, "no/such", None, json!({}))).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&reply).0, -32601);
+
+    let session = open_session(&router).await;
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "no/such", "params": {}});
+    let reply = send(&router, legacy(&session, body)).await;
+    assert_eq!(error_of(&reply).0, -32601);
+    assert_eq!(reply.last()["id"], 7);
+    assert_still_serving(&router).await;
+}
+
+#[tokio::test]
+async fn missing_or_mismatched_method_and_name_headers() {
+    let router = product();
+    let params = json!({"name": "whoami", "arguments": {}, "_meta": meta()});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+
+    let missing_method = post()
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-name", "whoami")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let reply = send(&router, missing_method).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&reply).0, -32020);
+
+    let missing_name = post()
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let reply = send(&router, missing_name).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&reply).0, -32020);
+
+    let wrong_name = modern(
+        1,
+        "tools/call",
+        Some("other"),
+        json!({"name": "whoami", "arguments": {}}),
+    );
+    let reply = send(&router, wrong_name).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, -32020);
+    assert!(message.contains("other"), "{message}");
+
+    let wrong_method = modern(1, "tools/list", None, json!({}));
+    let (mut parts, body) = wrong_method.into_parts();
+    parts
+        .headers
+        .insert("mcp-method", "tools/call".parse().unwrap());
+    let reply = send(&router, Request::from_parts(parts, body)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&reply).0, -32020);
+
+    // A base64-encoded header value is decoded before comparing: "whoami".
+    let encoded = modern(
+        2,
+        "tools/call",
+        Some("=?base64?d2hvYW1p?="),
+        json!({"name": "whoami", "arguments": {}}),
+    );
+    let reply = send(&router, encoded).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.messages);
+    assert_eq!(
+        reply.last()["result"]["structuredContent"]["authenticated"],
+        false
+    );
+    assert_still_serving(&router).await;
+}
+
+#[tokio::test]
+async fn unsupported_version_and_missing_meta() {
+    let router = product();
+    let mut params = json!({});
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2099-01-01",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params});
+    let request = post()
+        .header("mcp-protocol-version", "2099-01-01")
+        .header("mcp-method", "tools/list")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let reply = send(&router, request).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let error = &reply.last()["error"];
+    assert_eq!(error["code"], -32022, "{error}");
+    assert!(
+        error["data"]["supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == MODERN),
+        "{error}"
+    );
+
+    // 2026-07-28 without clientCapabilities in _meta.
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list",
+        "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}}});
+    let request = post()
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/list")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let reply = send(&router, request).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&reply).0, -32602);
+    assert_still_serving(&router).await;
+}
+
+#[tokio::test]
+async fn foreign_origin_and_host_are_forbidden() {
+    let router = product();
+    let mut request = modern(1, "tools/list", None, json!({}));
+    request
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let reply = send(&router, request).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(error_of(&reply).1.contains("--allowed-origins"));
+
+    let mut request = modern(1, "tools/list", None, json!({}));
+    request
+        .headers_mut()
+        .insert("host", "attacker.example:8080".parse().unwrap());
+    let reply = send(&router, request).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert!(error_of(&reply).1.contains("DNS rebinding"));
+
+    let mut request = modern(1, "tools/list", None, json!({}));
+    request
+        .headers_mut()
+        .insert("origin", "http://localhost:6274".parse().unwrap());
+    assert_eq!(send(&router, request).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn duplicate_in_flight_id_is_refused_at_once_then_reusable() {
+    let router = slow();
+    let session = open_session(&router).await;
+
+    // The first request's response starts (SSE) but its body is not read yet.
+    let first = router
+        .clone()
+        .oneshot(legacy(&session, call(5, "sleep", json!({"ms": 600}))))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+
+    let started = Instant::now();
+    let reply = send(
+        &router,
+        legacy(&session, call(5, "sleep", json!({"ms": 1}))),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "refused at once"
+    );
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, -32600);
+    assert!(message.contains("already in flight"), "{message}");
+    assert_eq!(reply.last()["id"], 5);
+
+    // The same id on another session, or a string "5", is a different request.
+    let other = open_session(&router).await;
+    let reply = send(&router, legacy(&other, call(5, "sleep", json!({"ms": 1})))).await;
+    assert_eq!(reply.last()["result"]["content"][0]["text"], "done");
+
+    // Once the first response is complete, the id may be used again.
+    let bytes = first.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&bytes).contains("done"));
+    let reply = send(
+        &router,
+        legacy(&session, call(5, "sleep", json!({"ms": 1}))),
+    )
+    .await;
+    assert_eq!(reply.last()["result"]["content"][0]["text"], "done");
+}
+
+#[tokio::test]
+async fn slow_requests_end_at_the_deadline_with_an_error() {
+    let router = slow();
+    let started = Instant::now();
+    let request = modern(
+        1,
+        "tools/call",
+        Some("sleep"),
+        json!({"name": "sleep", "arguments": {"ms": 10_000}}),
+    );
+    let reply = send(&router, request).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, -32603);
+    assert!(message.contains("did not finish within 1 s"), "{message}");
+    assert_eq!(reply.last()["id"], 1);
+
+    let session = open_session(&router).await;
+    let started = Instant::now();
+    let reply = send(
+        &router,
+        legacy(&session, call(2, "sleep", json!({"ms": 10_000}))),
+    )
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let (code, message) = error_of(&reply);
+    assert_eq!(code, -32603);
+    assert!(message.contains("--request-timeout"), "{message}");
+}
