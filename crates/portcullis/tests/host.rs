@@ -11,47 +11,13 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use portcullis::host::{HostConfig, OriginPolicy, OriginRule, mcp_router};
 use portcullis::tools::PortcullisTools;
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
+mod common;
+use common::SlowTools;
+
 const MODERN: &str = "2026-07-28";
-
-/// A handler with a tool that takes as long as it is told to.
-#[derive(Debug, Clone)]
-struct SlowTools {
-    tool_router: ToolRouter<Self>,
-}
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct SleepArgs {
-    ms: u64,
-}
-
-#[tool_router(router = tool_router)]
-impl SlowTools {
-    fn new() -> Self {
-        Self {
-            tool_router: Self::tool_router(),
-        }
-    }
-
-    #[tool(description = "Sleeps for `ms` milliseconds, then says done.")]
-    async fn sleep(&self, Parameters(args): Parameters<SleepArgs>) -> String {
-        tokio::time::sleep(Duration::from_millis(args.ms)).await;
-        "done".to_owned()
-    }
-}
-
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for SlowTools {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-    }
-}
 
 fn config() -> HostConfig {
     HostConfig {
