@@ -241,10 +241,20 @@ async fn legacy_session_whoami_and_2026_initialize_answered_as_2025() {
         .body(Body::empty())
         .unwrap();
     let response = router.clone().oneshot(delete).await.unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let reply = send(&router, legacy(&session, call(2, "whoami", json!({})))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(reply.text.contains("Session not found"), "{}", reply.text);
+
+    // Ending an unknown (or already ended) session is a 404 that says what to do.
+    let delete = Request::delete("/mcp")
+        .header("host", "127.0.0.1:8080")
+        .header("mcp-session-id", &session)
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(&router, delete).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert!(error_of(&reply).1.contains("initialize"));
 }
 
 #[tokio::test]

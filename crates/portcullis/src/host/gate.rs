@@ -9,7 +9,9 @@
 //! - a JSON-RPC id reused on one 2025 session while the first request is still in
 //!   flight is refused at once (rmcp 3.11 leaves the second request hanging);
 //! - a per-request deadline that ends a stuck tool call with a JSON-RPC error;
-//! - a count of in-flight requests, so graceful shutdown can wait for them.
+//! - a count of in-flight requests, so graceful shutdown can wait for them;
+//! - `DELETE` of an unknown session is a 404 (rmcp 3.11 answers 202 to any id), and a
+//!   session really ended is 204 (rmcp's 202 is logged as a failure by the Python SDK).
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -27,6 +29,8 @@ use http::{HeaderValue, Method, StatusCode, header};
 use http_body::Frame;
 use http_body_util::BodyExt as _;
 use portcullis_authz::AuthMode;
+use rmcp::transport::streamable_http_server::SessionManager as _;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
@@ -48,6 +52,7 @@ pub struct Gate {
     pub request_timeout: Duration,
     inflight_ids: Mutex<HashSet<(String, String)>>,
     tracker: Arc<InflightTracker>,
+    sessions: Arc<LocalSessionManager>,
 }
 
 impl Gate {
@@ -56,6 +61,7 @@ impl Gate {
         auth: AuthMode,
         max_body_bytes: usize,
         request_timeout: Duration,
+        sessions: Arc<LocalSessionManager>,
     ) -> Self {
         Self {
             policy,
@@ -64,6 +70,7 @@ impl Gate {
             request_timeout,
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
+            sessions,
         }
     }
 
@@ -170,8 +177,11 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(gate.auth.principal_for_request());
 
+    if parts.method == Method::DELETE {
+        return end_session(&gate, Request::from_parts(parts, body), next).await;
+    }
     if parts.method != Method::POST {
-        // GET opens a 2025-era stream, DELETE ends a session: no body to check, no deadline.
+        // GET opens a 2025-era stream: no body to check, no deadline.
         return next.run(Request::from_parts(parts, body)).await;
     }
 
@@ -274,6 +284,30 @@ impl Refusal {
     fn into_response(self) -> Response {
         jsonrpc_error(self.status, None, self.code, &self.message)
     }
+}
+
+/// DELETE ends a 2025-era session: 404 for an id that names no session, 204 once ended.
+async fn end_session(gate: &Gate, request: Request, next: Next) -> Response {
+    if let Some(id) = session_id(request.headers()) {
+        let known = gate
+            .sessions
+            .has_session(&Arc::from(id.as_str()))
+            .await
+            .unwrap_or(false);
+        if !known {
+            return jsonrpc_error(
+                StatusCode::NOT_FOUND,
+                None,
+                INVALID_REQUEST,
+                "no such session (it ended or expired); start a new one with initialize",
+            );
+        }
+    }
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 fn parse_envelope(bytes: &Bytes) -> Result<Envelope, Refusal> {

@@ -73,16 +73,14 @@ where
         .with_max_request_body_bytes(config.max_body_bytes.saturating_add(1))
         .disable_allowed_hosts()
         .disable_allowed_origins();
-    let service = StreamableHttpService::new(
-        move || Ok(factory()),
-        Arc::new(LocalSessionManager::default()),
-        rmcp_config,
-    );
+    let sessions = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), rmcp_config);
     let gate = Arc::new(Gate::new(
         config.policy.clone(),
         config.auth,
         config.max_body_bytes,
         config.request_timeout,
+        sessions,
     ));
     let handle = HostHandle {
         streams,
