@@ -509,3 +509,76 @@ async fn slow_requests_end_at_the_deadline_with_an_error() {
     assert_eq!(code, -32603);
     assert!(message.contains("--request-timeout"), "{message}");
 }
+
+/// Signals when its one tool starts and when the request's cancellation fires.
+#[derive(Clone)]
+struct CancelProbe {
+    started: std::sync::Arc<tokio::sync::Notify>,
+    cancelled: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl rmcp::ServerHandler for CancelProbe {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+    }
+
+    async fn call_tool(
+        &self,
+        _request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        if let Some(token) = context.meta.get_progress_token() {
+            // A notification first makes the response a stream (SSE).
+            let progress = rmcp::model::ProgressNotificationParam::new(token, 1.0);
+            let _ = context.peer.notify_progress(progress).await;
+        }
+        self.started.notify_one();
+        tokio::select! {
+            _ = context.ct.cancelled() => self.cancelled.notify_one(),
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        Ok(
+            rmcp::model::CallToolResult::success(vec![rmcp::model::ContentBlock::text("finished")])
+                .into(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn closing_the_response_cancels_the_request() {
+    for streamed in [false, true] {
+        let probe = CancelProbe {
+            started: Default::default(),
+            cancelled: Default::default(),
+        };
+        let factory_probe = probe.clone();
+        let router = mcp_router(&config(), move || factory_probe.clone()).0;
+        let mut request = modern(1, "tools/call", Some("probe"), json!({"name": "probe"}));
+        if streamed {
+            let mut params = json!({"name": "probe", "arguments": {}, "_meta": meta()});
+            params["_meta"]["progressToken"] = json!("p1");
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+            *request.body_mut() = Body::from(body.to_string());
+        }
+        let client = tokio::spawn(async move {
+            let response = router.oneshot(request).await.unwrap();
+            // JSON mode: the response never starts. Streamed: read the progress
+            // notification. Either way the client then hangs up (abort below).
+            let mut body = response.into_body();
+            let _ = body.frame().await;
+            std::future::pending::<()>().await;
+        });
+        tokio::time::timeout(Duration::from_secs(5), probe.started.notified())
+            .await
+            .expect("tool started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.abort();
+        tokio::time::timeout(Duration::from_secs(5), probe.cancelled.notified())
+            .await
+            .unwrap_or_else(|_| panic!("cancelled when the client hung up (streamed: {streamed})"));
+    }
+}
