@@ -3,11 +3,12 @@
 //! This crate is the MCP host (rmcp's Streamable HTTP service behind Portcullis's gate,
 //! [`host`]), the built-in tools ([`tools`]), and the pieces of the `portcullis` binary
 //! that other programs reuse: configuration ([`config`]) and the listener with graceful
-//! shutdown ([`server`]).
+//! shutdown ([`server`]), and an in-process client for tests ([`testing`]).
 
 pub mod config;
 pub mod host;
 pub mod server;
+pub mod testing;
 pub mod tools;
 
 pub use portcullis_authz::{AuthMode, Principal};

@@ -10,6 +10,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use portcullis::host::{HostConfig, OriginPolicy, OriginRule, mcp_router};
+use portcullis::testing::{self, MODERN, Reply, call, legacy, modern, post};
 use portcullis::tools::PortcullisTools;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -17,7 +18,20 @@ use tower::ServiceExt as _;
 mod common;
 use common::SlowTools;
 
-const MODERN: &str = "2026-07-28";
+async fn send(router: &Router, request: Request<Body>) -> Reply {
+    testing::send(router, request).await.unwrap()
+}
+
+async fn open_session(router: &Router) -> String {
+    testing::open_session(router, json!({})).await.unwrap()
+}
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {}
+    })
+}
 
 fn config() -> HostConfig {
     HostConfig {
@@ -39,108 +53,6 @@ fn slow() -> Router {
     mcp_router(&config(), SlowTools::new).0
 }
 
-fn meta() -> Value {
-    json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {}
-    })
-}
-
-/// A 2026-07-28 request with correct headers for `method` and `name`.
-fn modern(id: i64, method: &str, name: Option<&str>, mut params: Value) -> Request<Body> {
-    params["_meta"] = meta();
-    let mut builder = post()
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", method);
-    if let Some(name) = name {
-        builder = builder.header("mcp-name", name);
-    }
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    builder.body(Body::from(body.to_string())).unwrap()
-}
-
-fn post() -> http::request::Builder {
-    Request::post("/mcp")
-        .header("host", "127.0.0.1:8080")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    /// The JSON-RPC messages: the body itself, or each SSE `data:` payload.
-    messages: Vec<Value>,
-    text: String,
-}
-
-impl Reply {
-    fn last(&self) -> &Value {
-        self.messages
-            .last()
-            .expect("a JSON-RPC message in the reply")
-    }
-}
-
-async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
-    let is_sse = headers
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
-    let messages = if is_sse {
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .map(|d| serde_json::from_str(d).unwrap())
-            .collect()
-    } else {
-        serde_json::from_str(&text)
-            .map(|v| vec![v])
-            .unwrap_or_default()
-    };
-    Reply {
-        status,
-        headers,
-        messages,
-        text,
-    }
-}
-
-/// Opens a 2025-11-25 session and returns its id.
-async fn open_session(router: &Router) -> String {
-    let init = json!({
-        "jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                   "clientInfo": {"name": "test", "version": "1"}}
-    });
-    let reply = send(router, post().body(Body::from(init.to_string())).unwrap()).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.last()["result"]["protocolVersion"], "2025-11-25");
-    let session = reply.headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let reply = send(router, legacy(&session, initialized)).await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED);
-    session
-}
-
-fn legacy(session: &str, body: Value) -> Request<Body> {
-    post()
-        .header("mcp-session-id", session)
-        .header("mcp-protocol-version", "2025-11-25")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn call(id: i64, name: &str, arguments: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-           "params": {"name": name, "arguments": arguments}})
-}
-
 /// The server still answers a well-formed request after a bad one.
 async fn assert_still_serving(router: &Router) {
     let reply = send(router, modern(99, "tools/list", None, json!({}))).await;
@@ -153,13 +65,9 @@ async fn assert_still_serving(router: &Router) {
 }
 
 fn error_of(reply: &Reply) -> (i64, String) {
-    let error = &reply.last()["error"];
-    (
-        error["code"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no error in {:?}", reply.messages)),
-        error["message"].as_str().unwrap().to_owned(),
-    )
+    reply
+        .error()
+        .unwrap_or_else(|| panic!("no error in {:?}", reply.messages))
 }
 
 #[tokio::test]
@@ -215,7 +123,7 @@ async fn modern_discover_and_whoami() {
 async fn legacy_session_whoami_and_2026_initialize_answered_as_2025() {
     let router = product();
     let session = open_session(&router).await;
-    let reply = send(&router, legacy(&session, call(1, "whoami", json!({})))).await;
+    let reply = send(&router, legacy(&session, &call(1, "whoami", json!({})))).await;
     assert_eq!(reply.status, StatusCode::OK);
     let result = &reply.last()["result"];
     assert_eq!(result["structuredContent"]["authenticated"], false);
@@ -242,7 +150,7 @@ async fn legacy_session_whoami_and_2026_initialize_answered_as_2025() {
         .unwrap();
     let response = router.clone().oneshot(delete).await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let reply = send(&router, legacy(&session, call(2, "whoami", json!({})))).await;
+    let reply = send(&router, legacy(&session, &call(2, "whoami", json!({})))).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(reply.text.contains("Session not found"), "{}", reply.text);
 
@@ -301,7 +209,7 @@ async fn unknown_method_is_404_on_modern_and_an_error_on_legacy() {
 
     let session = open_session(&router).await;
     let body = json!({"jsonrpc": "2.0", "id": 7, "method": "no/such", "params": {}});
-    let reply = send(&router, legacy(&session, body)).await;
+    let reply = send(&router, legacy(&session, &body)).await;
     assert_eq!(error_of(&reply).0, -32601);
     assert_eq!(reply.last()["id"], 7);
     assert_still_serving(&router).await;
@@ -443,7 +351,7 @@ async fn duplicate_in_flight_id_is_refused_at_once_then_reusable() {
     // The first request's response starts (SSE) but its body is not read yet.
     let first = router
         .clone()
-        .oneshot(legacy(&session, call(5, "sleep", json!({"ms": 600}))))
+        .oneshot(legacy(&session, &call(5, "sleep", json!({"ms": 600}))))
         .await
         .unwrap();
     assert_eq!(first.status(), StatusCode::OK);
@@ -451,7 +359,7 @@ async fn duplicate_in_flight_id_is_refused_at_once_then_reusable() {
     let started = Instant::now();
     let reply = send(
         &router,
-        legacy(&session, call(5, "sleep", json!({"ms": 1}))),
+        legacy(&session, &call(5, "sleep", json!({"ms": 1}))),
     )
     .await;
     assert!(
@@ -466,7 +374,7 @@ async fn duplicate_in_flight_id_is_refused_at_once_then_reusable() {
 
     // The same id on another session, or a string "5", is a different request.
     let other = open_session(&router).await;
-    let reply = send(&router, legacy(&other, call(5, "sleep", json!({"ms": 1})))).await;
+    let reply = send(&router, legacy(&other, &call(5, "sleep", json!({"ms": 1})))).await;
     assert_eq!(reply.last()["result"]["content"][0]["text"], "done");
 
     // Once the first response is complete, the id may be used again.
@@ -474,7 +382,7 @@ async fn duplicate_in_flight_id_is_refused_at_once_then_reusable() {
     assert!(String::from_utf8_lossy(&bytes).contains("done"));
     let reply = send(
         &router,
-        legacy(&session, call(5, "sleep", json!({"ms": 1}))),
+        legacy(&session, &call(5, "sleep", json!({"ms": 1}))),
     )
     .await;
     assert_eq!(reply.last()["result"]["content"][0]["text"], "done");
@@ -501,7 +409,7 @@ async fn slow_requests_end_at_the_deadline_with_an_error() {
     let started = Instant::now();
     let reply = send(
         &router,
-        legacy(&session, call(2, "sleep", json!({"ms": 10_000}))),
+        legacy(&session, &call(2, "sleep", json!({"ms": 10_000}))),
     )
     .await;
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -557,13 +465,12 @@ async fn closing_the_response_cancels_the_request() {
         };
         let factory_probe = probe.clone();
         let router = mcp_router(&config(), move || factory_probe.clone()).0;
-        let mut request = modern(1, "tools/call", Some("probe"), json!({"name": "probe"}));
-        if streamed {
-            let mut params = json!({"name": "probe", "arguments": {}, "_meta": meta()});
-            params["_meta"]["progressToken"] = json!("p1");
-            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
-            *request.body_mut() = Body::from(body.to_string());
-        }
+        let params = if streamed {
+            json!({"name": "probe", "_meta": {"progressToken": "p1"}})
+        } else {
+            json!({"name": "probe"})
+        };
+        let request = modern(1, "tools/call", Some("probe"), params);
         let client = tokio::spawn(async move {
             let response = router.oneshot(request).await.unwrap();
             // JSON mode: the response never starts. Streamed: read the progress
