@@ -186,11 +186,10 @@ pub async fn ask_elicitation(
 ) -> Result<CallToolResponse, ErrorData> {
     let request = mrtr::elicit_string("What is your name?", "name")?;
     ask_then(ctx, params, vec![("user_name", request)], |a| {
-        format!(
-            "Hello, {}!",
-            a.field("user_name", "name")
-                .unwrap_or_else(|| "stranger".into())
-        )
+        match a.field("user_name", "name") {
+            Ok(name) => format!("Hello, {name}!"),
+            Err(why) => format!("No greeting: the user {why}"),
+        }
     })
     .await
 }
@@ -327,7 +326,7 @@ pub async fn ask_multiple(
         Sealed::Answered(a) => text(format!(
             "Name: {}; Greeting: {}; Roots: {}",
             a.field("user_name", "name")
-                .unwrap_or_else(|| "unknown".into()),
+                .unwrap_or_else(|why| format!("({why})")),
             a.sampled_text("greeting")
                 .unwrap_or_else(|| "(no text)".into()),
             a.root_count("client_roots"),
@@ -411,7 +410,12 @@ pub async fn ask_multi_round(
                 return Ok(input_required(requests, Some(seal(&Round::Name)?)).into());
             }
             Outcome::Answered(a) => {
-                let name = a.field("step1", "name").unwrap_or_else(|| "friend".into());
+                let name = match a.field("step1", "name") {
+                    Ok(name) => name,
+                    Err(why) => {
+                        return text(format!("Multi-round ended at step 1: the user {why}"));
+                    }
+                };
                 if mrtr::is_stateless(ctx) {
                     // The colour can only come in the next round.
                     let next = Round::Color { name };
@@ -428,11 +432,10 @@ pub async fn ask_multi_round(
             let state = seal(&Round::Color { name })?;
             Ok(input_required(requests, Some(state)).into())
         }
-        Outcome::Answered(a) => text(format!(
-            "Multi-round complete for {name} who likes {}",
-            a.field("step2", "color")
-                .unwrap_or_else(|| "no colour".into())
-        )),
+        Outcome::Answered(a) => text(match a.field("step2", "color") {
+            Ok(color) => format!("Multi-round complete for {name} who likes {color}"),
+            Err(why) => format!("Multi-round ended at step 2: the user {why}"),
+        }),
     }
 }
 

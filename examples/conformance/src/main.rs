@@ -1,42 +1,13 @@
-//! `conformance-fixture`: the server the official MCP conformance suite
-//! (`@modelcontextprotocol/conformance`) is pointed at.
-//!
-//! Why it exists: the suite tests a server against a fixed contract (the tools,
-//! resources and prompts of its reference "everything" server). Portcullis's own tools
-//! are not that contract, so this binary serves it instead, on exactly the code the
-//! product runs: `portcullis::config::ServeArgs` for flags (hence the same loopback
-//! Origin/Host policy) and `portcullis::server::run`, i.e. rmcp's Streamable HTTP
-//! service behind Portcullis's gate. A conformance failure here is therefore a
-//! failure of Portcullis's host (or of rmcp), not of a test-only server.
-//!
-//! Both protocol eras are served from one endpoint: 2025 sessions (initialize,
-//! `Mcp-Session-Id`, server-to-client requests on the call's SSE stream) and the
-//! stateless 2026-07-28 wire (per-request `_meta`, MRTR, `subscriptions/listen`).
+//! The `conformance-fixture` binary: parses Portcullis's serve flags and serves the
+//! fixture (the library half, `lib.rs`) with `portcullis::server::run`.
 //!
 //! Run: `conformance-fixture --bind 127.0.0.1:3999`, then point the suite at
 //! `http://127.0.0.1:3999/mcp`.
-//!
-//! Modules: `server` (the rmcp `ServerHandler`), `catalog` (tool names, descriptions,
-//! schemas, order), `tools` (tools that answer on their own), `asking` (tools that need
-//! the client), `mrtr` (asking the client on either era), `prompts`, `resources`, and
-//! `shared` (process-wide state: the `requestState` key and the change channel).
-
-mod asking;
-mod catalog;
-mod mrtr;
-mod prompts;
-mod resources;
-mod server;
-mod shared;
-mod tools;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis::config::ServeArgs;
-
-use crate::server::Fixture;
-use crate::shared::Shared;
 
 /// Serves the MCP conformance suite's reference server contract on Portcullis's host.
 #[derive(Debug, Parser)]
@@ -62,13 +33,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let shared = match Shared::new() {
-        Ok(shared) => shared,
-        Err(err) => {
-            eprintln!("conformance-fixture: cannot create the requestState key: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,13 +44,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        tokio::spawn(shared.clone().run_watched_resource());
-        portcullis::server::run(
-            config,
-            move || Fixture::new(shared.clone()),
-            portcullis::server::shutdown_signal(),
-        )
-        .await
+        let factory = conformance_fixture::factory().map_err(std::io::Error::other)?;
+        portcullis::server::run(config, factory, portcullis::server::shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -278,11 +278,18 @@ impl Answers {
         }
     }
 
-    /// A string field of an accepted elicitation.
-    pub fn field(&self, key: &str, field: &str) -> Option<String> {
-        (self.action(key) == "accept")
-            .then(|| self.get(key)["content"][field].as_str().map(str::to_owned))
-            .flatten()
+    /// A string field of an accepted elicitation; otherwise what the user did instead
+    /// (`declined`, `cancelled`, or `accepted without a <field>`), so a result never
+    /// passes a refusal off as an answer.
+    pub fn field(&self, key: &str, field: &str) -> Result<String, String> {
+        match self.action(key) {
+            "accept" => self.get(key)["content"][field]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("accepted without a {field}")),
+            "decline" => Err("declined".to_owned()),
+            _ => Err("cancelled".to_owned()),
+        }
     }
 
     /// The text a sampling answer carries (its first text block).

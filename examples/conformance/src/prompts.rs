@@ -136,7 +136,7 @@ pub async fn get(
                 Outcome::Answered(answers) => {
                     let context = answers
                         .field("user_context", "context")
-                        .unwrap_or_else(|| "(none given)".into());
+                        .unwrap_or_else(|why| format!("(none: the user {why})"));
                     complete(vec![PromptMessage::new_text(
                         Role::User,
                         format!("Prompt with context: {context}"),
