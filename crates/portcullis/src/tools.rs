@@ -2,6 +2,8 @@
 //! the first thing an operator checks after connecting a client, and the proof that
 //! the guard's principal reaches tool handlers.
 
+use std::sync::{Arc, LazyLock};
+
 use portcullis_authz::{Principal, PrincipalView};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
@@ -9,10 +11,16 @@ use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 
 /// The handler the `portcullis` binary serves.
+///
+/// rmcp builds a handler for every 2026-07-28 request, so the tool router (whose input
+/// and output schemas are generated on construction) is built once and shared.
 #[derive(Debug, Clone)]
 pub struct PortcullisTools {
-    tool_router: ToolRouter<Self>,
+    tool_router: Arc<ToolRouter<Self>>,
 }
+
+static TOOL_ROUTER: LazyLock<Arc<ToolRouter<PortcullisTools>>> =
+    LazyLock::new(|| Arc::new(PortcullisTools::tool_router()));
 
 impl Default for PortcullisTools {
     fn default() -> Self {
@@ -35,7 +43,7 @@ pub fn principal_of(parts: &http::request::Parts) -> Principal {
 impl PortcullisTools {
     pub fn new() -> Self {
         Self {
-            tool_router: Self::tool_router(),
+            tool_router: TOOL_ROUTER.clone(),
         }
     }
 

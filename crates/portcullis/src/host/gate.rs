@@ -253,13 +253,15 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
     let deadline = tokio::time::Instant::now() + gate.request_timeout;
     let id = envelope.id.unwrap_or(Value::Null);
     match tokio::time::timeout_at(deadline, next.run(request)).await {
-        Ok(response) => {
-            let timeout = Deadline {
-                sleep: Box::pin(tokio::time::sleep_until(deadline)),
-                frame: Some(timeout_sse_frame(&id, gate.request_timeout)),
-            };
-            attach(response, keep, Some(timeout))
-        }
+        Ok(response) => attach(
+            response,
+            keep,
+            Some(Deadline {
+                at: deadline,
+                id,
+                timeout: gate.request_timeout,
+            }),
+        ),
         Err(_) => {
             tracing::warn!(timeout = ?gate.request_timeout, "request timed out before its response started");
             jsonrpc_error(
@@ -269,20 +271,6 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
                 &timeout_message(gate.request_timeout),
             )
         }
-    }
-}
-
-/// Why a body could not be routed: the status, JSON-RPC code and message to answer with.
-#[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    code: i64,
-    message: String,
-}
-
-impl Refusal {
-    fn into_response(self) -> Response {
-        jsonrpc_error(self.status, None, self.code, &self.message)
     }
 }
 
@@ -308,6 +296,20 @@ async fn end_session(gate: &Gate, request: Request, next: Next) -> Response {
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
+}
+
+/// Why a body could not be routed: the status, JSON-RPC code and message to answer with.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    code: i64,
+    message: String,
+}
+
+impl Refusal {
+    fn into_response(self) -> Response {
+        jsonrpc_error(self.status, None, self.code, &self.message)
+    }
 }
 
 fn parse_envelope(bytes: &Bytes) -> Result<Envelope, Refusal> {
@@ -391,23 +393,38 @@ struct Keep {
     _token: Option<InflightToken>,
 }
 
+/// When a streamed request must end, and what to tell the client then.
 struct Deadline {
+    at: tokio::time::Instant,
+    id: Value,
+    timeout: Duration,
+}
+
+/// A running deadline on a stream; the error event is built only if it fires.
+struct ArmedDeadline {
     sleep: Pin<Box<tokio::time::Sleep>>,
-    frame: Option<Bytes>,
+    deadline: Option<Deadline>,
 }
 
 fn attach(response: Response, keep: Keep, deadline: Option<Deadline>) -> Response {
-    let (parts, body) = response.into_parts();
-    let is_sse = parts
-        .headers
+    let is_sse = response
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    if !is_sse {
+        // A JSON (or empty) body is already complete: the request is over, so the
+        // bookkeeping in `keep` ends here and the body goes out untouched.
+        return response;
+    }
+    let (parts, body) = response.into_parts();
     let body = GuardedBody {
         inner: body,
         _keep: keep,
-        // Only a stream can be cut short with a final event; a JSON body is already whole.
-        deadline: if is_sse { deadline } else { None },
+        deadline: deadline.map(|d| ArmedDeadline {
+            sleep: Box::pin(tokio::time::sleep_until(d.at)),
+            deadline: Some(d),
+        }),
         done: false,
     };
     Response::from_parts(parts, Body::new(body))
@@ -417,7 +434,7 @@ fn attach(response: Response, keep: Keep, deadline: Option<Deadline>) -> Respons
 struct GuardedBody {
     inner: Body,
     _keep: Keep,
-    deadline: Option<Deadline>,
+    deadline: Option<ArmedDeadline>,
     done: bool,
 }
 
@@ -439,14 +456,18 @@ impl http_body::Body for GuardedBody {
             }
             return Poll::Ready(frame);
         }
-        if let Some(deadline) = this.deadline.as_mut()
-            && deadline.sleep.as_mut().poll(cx).is_ready()
+        if let Some(armed) = this.deadline.as_mut()
+            && armed.sleep.as_mut().poll(cx).is_ready()
         {
             tracing::warn!("streamed request exceeded its deadline; cancelling it");
             this.done = true;
             // Dropping the inner body closes rmcp's stream, which cancels the handler.
             this.inner = Body::empty();
-            return Poll::Ready(deadline.frame.take().map(|b| Ok(Frame::data(b))));
+            let frame = armed
+                .deadline
+                .take()
+                .map(|d| Ok(Frame::data(timeout_sse_frame(&d.id, d.timeout))));
+            return Poll::Ready(frame);
         }
         Poll::Pending
     }
