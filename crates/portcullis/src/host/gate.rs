@@ -13,6 +13,7 @@
 //! - `DELETE` of an unknown session is a 404 (rmcp 3.11 answers 202 to any id), and a
 //!   session really ended is 204 (rmcp's 202 is logged as a failure by the Python SDK).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,7 +51,7 @@ pub struct Gate {
     pub auth: AuthMode,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
-    inflight_ids: Mutex<HashSet<(String, String)>>,
+    inflight_ids: Mutex<HashSet<Arc<str>>>,
     tracker: Arc<InflightTracker>,
     sessions: Arc<LocalSessionManager>,
 }
@@ -78,8 +79,8 @@ impl Gate {
         self.tracker.clone()
     }
 
-    /// Registers (session, id); `false` when that pair is already in flight.
-    fn claim_id(&self, key: &(String, String)) -> bool {
+    /// Registers a (session, id) key; `false` when that pair is already in flight.
+    fn claim_id(&self, key: &Arc<str>) -> bool {
         match self.inflight_ids.lock() {
             Ok(mut set) => set.insert(key.clone()),
             // A poisoned lock means a panic elsewhere; fail open rather than wedge the server.
@@ -87,7 +88,7 @@ impl Gate {
         }
     }
 
-    fn release_id(&self, key: &(String, String)) {
+    fn release_id(&self, key: &Arc<str>) {
         match self.inflight_ids.lock() {
             Ok(mut set) => set.remove(key),
             Err(poisoned) => poisoned.into_inner().remove(key),
@@ -138,7 +139,7 @@ impl Drop for InflightToken {
 /// Releases a claimed (session, id) pair when the response is done or abandoned.
 struct IdClaim {
     gate: Arc<Gate>,
-    key: (String, String),
+    key: Arc<str>,
 }
 
 impl Drop for IdClaim {
@@ -149,9 +150,9 @@ impl Drop for IdClaim {
 
 /// What the gate needs to know of a message: just enough to route, never the params.
 #[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    method: Option<String>,
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    method: Option<Cow<'a, str>>,
     #[serde(default)]
     id: Option<Value>,
     #[serde(default, rename = "params")]
@@ -159,19 +160,17 @@ struct Envelope {
 }
 
 pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|a| a.to_string()));
-    if let Some(reason) = gate.policy.check(origin.as_deref(), host.as_deref()) {
-        tracing::warn!(origin = ?origin, host = ?host, "refused by origin policy");
-        return jsonrpc_error(StatusCode::FORBIDDEN, None, INVALID_REQUEST, &reason);
+    {
+        let headers = request.headers();
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        if let Some(reason) = gate.policy.check(origin, host) {
+            tracing::warn!(?origin, ?host, "refused by origin policy");
+            return jsonrpc_error(StatusCode::FORBIDDEN, None, INVALID_REQUEST, &reason);
+        }
     }
 
     let (mut parts, body) = request.into_parts();
@@ -216,9 +215,15 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
         envelope.method.is_some() && envelope.id.as_ref().is_some_and(|id| !id.is_null());
     let is_stream = envelope.method.as_deref() == Some("subscriptions/listen");
 
-    let claim = match (is_request, session_id(&parts.headers), &envelope.id) {
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    // Only the id is kept: the envelope borrows the body, which goes on to rmcp.
+    let id = envelope.id;
+    let claim = match (is_request, session, &id) {
         (true, Some(session), Some(id)) => {
-            let key = (session, canonical_id(id));
+            let key = inflight_key(session, id);
             if !gate.claim_id(&key) {
                 let message = format!(
                     "request id {id} is already in flight on this session; wait for its response or use a new id"
@@ -250,19 +255,21 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
         return attach(response, keep, None);
     }
 
-    let deadline = tokio::time::Instant::now() + gate.request_timeout;
-    let id = envelope.id.unwrap_or(Value::Null);
-    match tokio::time::timeout_at(deadline, next.run(request)).await {
-        Ok(response) => attach(
+    // One timer serves both the wait for the response to start and, on a stream, the rest.
+    let mut sleep = Box::pin(tokio::time::sleep(gate.request_timeout));
+    let id = id.unwrap_or(Value::Null);
+    tokio::select! {
+        biased;
+        response = next.run(request) => attach(
             response,
             keep,
             Some(Deadline {
-                at: deadline,
+                sleep,
                 id,
                 timeout: gate.request_timeout,
             }),
         ),
-        Err(_) => {
+        () = &mut sleep => {
             tracing::warn!(timeout = ?gate.request_timeout, "request timed out before its response started");
             jsonrpc_error(
                 StatusCode::OK,
@@ -276,10 +283,14 @@ pub async fn gate(State(gate): State<Arc<Gate>>, request: Request, next: Next) -
 
 /// DELETE ends a 2025-era session: 404 for an id that names no session, 204 once ended.
 async fn end_session(gate: &Gate, request: Request, next: Next) -> Response {
-    if let Some(id) = session_id(request.headers()) {
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    if let Some(id) = session {
         let known = gate
             .sessions
-            .has_session(&Arc::from(id.as_str()))
+            .has_session(&Arc::from(id))
             .await
             .unwrap_or(false);
         if !known {
@@ -312,7 +323,7 @@ impl Refusal {
     }
 }
 
-fn parse_envelope(bytes: &Bytes) -> Result<Envelope, Refusal> {
+fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, Refusal> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     if first == Some(b'[') {
         return Err(Refusal {
@@ -341,19 +352,14 @@ fn parse_envelope(bytes: &Bytes) -> Result<Envelope, Refusal> {
     })
 }
 
-fn session_id(headers: &http::HeaderMap) -> Option<String> {
-    headers
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// JSON-RPC ids are strings or numbers; `1` and `"1"` are different ids.
-fn canonical_id(id: &Value) -> String {
-    match id {
-        Value::String(s) => format!("s:{s}"),
-        other => format!("n:{other}"),
-    }
+/// The key of a request in flight on a session. JSON-RPC ids are strings or numbers, and
+/// `1` and `"1"` are different ids; a session id is visible ASCII, so `\n` separates.
+fn inflight_key(session: &str, id: &Value) -> Arc<str> {
+    let key = match id {
+        Value::String(s) => format!("{session}\ns:{s}"),
+        other => format!("{session}\nn:{other}"),
+    };
+    Arc::from(key)
 }
 
 fn timeout_message(timeout: Duration) -> String {
@@ -393,17 +399,12 @@ struct Keep {
     _token: Option<InflightToken>,
 }
 
-/// When a streamed request must end, and what to tell the client then.
+/// When a streamed request must end, and what to tell the client then (the error event
+/// is built only if the deadline fires).
 struct Deadline {
-    at: tokio::time::Instant,
+    sleep: Pin<Box<tokio::time::Sleep>>,
     id: Value,
     timeout: Duration,
-}
-
-/// A running deadline on a stream; the error event is built only if it fires.
-struct ArmedDeadline {
-    sleep: Pin<Box<tokio::time::Sleep>>,
-    deadline: Option<Deadline>,
 }
 
 fn attach(response: Response, keep: Keep, deadline: Option<Deadline>) -> Response {
@@ -421,10 +422,7 @@ fn attach(response: Response, keep: Keep, deadline: Option<Deadline>) -> Respons
     let body = GuardedBody {
         inner: body,
         _keep: keep,
-        deadline: deadline.map(|d| ArmedDeadline {
-            sleep: Box::pin(tokio::time::sleep_until(d.at)),
-            deadline: Some(d),
-        }),
+        deadline,
         done: false,
     };
     Response::from_parts(parts, Body::new(body))
@@ -434,7 +432,7 @@ fn attach(response: Response, keep: Keep, deadline: Option<Deadline>) -> Respons
 struct GuardedBody {
     inner: Body,
     _keep: Keep,
-    deadline: Option<ArmedDeadline>,
+    deadline: Option<Deadline>,
     done: bool,
 }
 
@@ -456,18 +454,15 @@ impl http_body::Body for GuardedBody {
             }
             return Poll::Ready(frame);
         }
-        if let Some(armed) = this.deadline.as_mut()
-            && armed.sleep.as_mut().poll(cx).is_ready()
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.sleep.as_mut().poll(cx).is_ready()
         {
             tracing::warn!("streamed request exceeded its deadline; cancelling it");
             this.done = true;
             // Dropping the inner body closes rmcp's stream, which cancels the handler.
             this.inner = Body::empty();
-            let frame = armed
-                .deadline
-                .take()
-                .map(|d| Ok(Frame::data(timeout_sse_frame(&d.id, d.timeout))));
-            return Poll::Ready(frame);
+            let frame = timeout_sse_frame(&deadline.id, deadline.timeout);
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
         Poll::Pending
     }
@@ -492,21 +487,22 @@ mod tests {
 
     #[test]
     fn canonical_ids_keep_strings_and_numbers_apart() {
-        assert_ne!(canonical_id(&json!(1)), canonical_id(&json!("1")));
-        assert_eq!(canonical_id(&json!(7)), canonical_id(&json!(7)));
+        assert_ne!(inflight_key("s", &json!(1)), inflight_key("s", &json!("1")));
+        assert_eq!(inflight_key("s", &json!(7)), inflight_key("s", &json!(7)));
+        assert_ne!(inflight_key("s", &json!(7)), inflight_key("t", &json!(7)));
     }
 
     #[test]
     fn batches_and_garbage_are_refused_with_reasons() {
-        let batch = parse_envelope(&Bytes::from_static(b"  [{\"jsonrpc\":\"2.0\"}]"));
+        let batch = parse_envelope(b"  [{\"jsonrpc\":\"2.0\"}]");
         let batch = batch.err().unwrap();
         assert_eq!(batch.status, StatusCode::BAD_REQUEST);
         assert!(batch.message.contains("batches are not supported"));
-        let garbage = parse_envelope(&Bytes::from_static(b"{not json"));
+        let garbage = parse_envelope(b"{not json");
         assert_eq!(garbage.err().unwrap().code, PARSE_ERROR);
-        let ok = parse_envelope(&Bytes::from_static(
+        let ok = parse_envelope(
             br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"x":[1,2]}}"#,
-        ))
+        )
         .ok()
         .unwrap();
         assert_eq!(ok.method.as_deref(), Some("tools/list"));

@@ -99,6 +99,24 @@ fn split_authority(authority: &str, scheme: &str) -> Option<(String, u16)> {
     Some((host.to_ascii_lowercase(), port))
 }
 
+/// The host name of `host[:port]` (IPv6 in brackets), borrowed; `None` when malformed.
+fn host_name(authority: &str) -> Option<&str> {
+    let (name, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        (&authority[..=end], authority[end + 1..].strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (authority, None),
+        }
+    };
+    match port {
+        Some(port) if port.parse::<u16>().is_err() => None,
+        _ if name.is_empty() => None,
+        _ => Some(name),
+    }
+}
+
 /// The allow-lists the MCP endpoint enforces.
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {
@@ -132,14 +150,11 @@ impl OriginPolicy {
     }
 
     fn host_allowed(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
-        let name_only = match split_authority(&host, "http") {
-            Some((name, _)) => name,
-            None => return false,
-        };
+        // Called on every request: compare in place, without allocating.
+        let name = host_name(host);
         self.hosts.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            allowed == host || allowed == name_only
+            allowed.eq_ignore_ascii_case(host)
+                || name.is_some_and(|n| allowed.eq_ignore_ascii_case(n))
         })
     }
 }
