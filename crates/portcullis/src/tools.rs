@@ -5,8 +5,9 @@
 use std::sync::{Arc, LazyLock};
 
 use portcullis_authz::{Principal, PrincipalView};
+use rmcp::ErrorData;
+use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 
@@ -39,6 +40,25 @@ pub fn principal_of(parts: &http::request::Parts) -> Principal {
         .unwrap_or_else(Principal::anonymous)
 }
 
+/// A tool argument that gives the handler the verified caller: `Caller(principal)`.
+///
+/// rmcp's `Extension<http::request::Parts>` would clone every header and extension of
+/// the request on every call; this clones only the principal.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl<C: AsRequestContext> FromContextPart<C> for Caller {
+    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
+        let principal = context
+            .as_request_context()
+            .extensions
+            .get::<http::request::Parts>()
+            .map(principal_of)
+            .unwrap_or_else(Principal::anonymous);
+        Ok(Caller(principal))
+    }
+}
+
 #[tool_router(router = tool_router)]
 impl PortcullisTools {
     pub fn new() -> Self {
@@ -60,11 +80,8 @@ impl PortcullisTools {
             open_world_hint = false
         )
     )]
-    pub async fn whoami(
-        &self,
-        Extension(parts): Extension<http::request::Parts>,
-    ) -> Json<PrincipalView> {
-        Json(principal_of(&parts).describe())
+    pub async fn whoami(&self, Caller(caller): Caller) -> Json<PrincipalView> {
+        Json(caller.describe())
     }
 }
 
