@@ -86,8 +86,7 @@ where
         streams,
         inflight: gate.tracker(),
     };
-    let router = Router::new()
-        .route_service(&config.mcp_path, service)
-        .layer(axum::middleware::from_fn_with_state(gate, gate::gate));
+    let router =
+        Router::new().route_service(&config.mcp_path, gate::GateService::new(gate, service));
     (router, handle)
 }
