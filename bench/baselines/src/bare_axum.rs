@@ -1,1 +1,117 @@
-fn main() {}
+//! Baseline: the practical ceiling. A bare axum `POST /mcp` handler that parses the
+//! JSON-RPC body with serde_json and answers every request with the `whoami` tool result
+//! as `application/json`. No MCP semantics at all (headers, sessions and the method are
+//! ignored), so it measures HTTP + JSON cost only.
+//!
+//! Usage: `bare-axum --bind 127.0.0.1:PORT`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Deserialize)]
+struct JsonRpcRequest {
+    #[allow(dead_code)]
+    jsonrpc: String,
+    #[serde(default)]
+    id: Value,
+    #[allow(dead_code)]
+    method: String,
+    #[allow(dead_code)]
+    #[serde(default)]
+    params: Value,
+}
+
+#[derive(Debug, Serialize)]
+struct View {
+    authenticated: bool,
+    user: Option<String>,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    grant_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TextContent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallToolResult {
+    content: Vec<TextContent>,
+    structured_content: View,
+    is_error: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonRpcResponse {
+    jsonrpc: &'static str,
+    id: Value,
+    result: CallToolResult,
+}
+
+async fn mcp(body: Bytes) -> Response {
+    let request: JsonRpcRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    };
+    let view = View {
+        authenticated: false,
+        user: None,
+        client_id: None,
+        scopes: Vec::new(),
+        grant_id: None,
+    };
+    let text = serde_json::to_string(&view).unwrap_or_default();
+    let response = JsonRpcResponse {
+        jsonrpc: "2.0",
+        id: request.id,
+        result: CallToolResult {
+            content: vec![TextContent { kind: "text", text }],
+            structured_content: view,
+            is_error: false,
+        },
+    };
+    match serde_json::to_vec(&response) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+fn bind_arg() -> SocketAddr {
+    let mut args = std::env::args().skip(1);
+    let mut bind = "127.0.0.1:8080".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bind" => bind = args.next().expect("--bind needs an address"),
+            other => {
+                eprintln!("usage: bare-axum [--bind ADDR]  (unknown argument {other})");
+                std::process::exit(2);
+            }
+        }
+    }
+    bind.parse().expect("--bind must be host:port")
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let bind = bind_arg();
+    let router = Router::new().route("/mcp", post(mcp));
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router).await
+}

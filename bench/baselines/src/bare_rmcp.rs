@@ -1,1 +1,115 @@
-fn main() {}
+//! Baseline: a bare rmcp Streamable HTTP server with the same trivial `whoami` tool as
+//! Portcullis and the same rmcp configuration, mounted in axum at `/mcp` with no
+//! middleware of ours. The benchmark compares Portcullis against this.
+//!
+//! Usage: `bare-rmcp --bind 127.0.0.1:PORT`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt as _;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// The same shape Portcullis's `whoami` returns for an anonymous caller.
+#[derive(Debug, Serialize, JsonSchema)]
+struct View {
+    authenticated: bool,
+    user: Option<String>,
+    client_id: Option<String>,
+    scopes: Vec<String>,
+    grant_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct BareTools {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router(router = tool_router)]
+impl BareTools {
+    fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Reports who is calling.
+    #[tool(
+        name = "whoami",
+        title = "Who am I",
+        description = "Reports who this MCP server believes is calling.",
+        annotations(
+            title = "Who am I",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn whoami(&self) -> Json<View> {
+        Json(View {
+            authenticated: false,
+            user: None,
+            client_id: None,
+            scopes: Vec::new(),
+            grant_id: None,
+        })
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for BareTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("bare-rmcp", env!("CARGO_PKG_VERSION")))
+    }
+}
+
+fn bind_arg() -> SocketAddr {
+    let mut args = std::env::args().skip(1);
+    let mut bind = "127.0.0.1:8080".to_owned();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bind" => bind = args.next().expect("--bind needs an address"),
+            other => {
+                eprintln!("usage: bare-rmcp [--bind ADDR]  (unknown argument {other})");
+                std::process::exit(2);
+            }
+        }
+    }
+    bind.parse().expect("--bind must be host:port")
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let bind = bind_arg();
+    // Exactly the rmcp settings Portcullis uses (see crates/portcullis/src/host/mod.rs).
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_json_response(true)
+        .with_sse_keep_alive(Some(Duration::from_secs(15)))
+        .with_max_request_body_bytes(1024 * 1024 + 1)
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    let service = StreamableHttpService::new(
+        || Ok(BareTools::new()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let router = Router::new().route_service("/mcp", service);
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router).await
+}
