@@ -25,37 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Serve(args) => {
-            let config = match args.into_config() {
-                Ok(config) => config,
-                Err(err) => {
-                    eprintln!("portcullis: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("portcullis: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let result = runtime.block_on(server::run(
-                config,
-                PortcullisTools::new,
-                server::shutdown_signal(),
-            ));
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("portcullis: {err}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Serve(args) => server::serve_main("portcullis", args, || Ok(PortcullisTools::new)),
     }
 }
 

@@ -15,7 +15,7 @@ use rmcp::ServerHandler;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ServeConfig;
+use crate::config::{ServeArgs, ServeConfig};
 use crate::host::{HostHandle, mcp_router};
 
 /// Resolves on SIGTERM or SIGINT.
@@ -39,6 +39,49 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// The whole life of a serving binary: checks the settings (exit 2 with the reason when
+/// one is wrong), starts the runtime, makes the handler factory inside it, and serves until
+/// SIGTERM or SIGINT. `program` prefixes every message.
+pub fn serve_main<S, F>(
+    program: &str,
+    args: ServeArgs,
+    factory: impl FnOnce() -> Result<F, String>,
+) -> std::process::ExitCode
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    use std::process::ExitCode;
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{program}: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let factory = factory().map_err(io::Error::other)?;
+        run(config, factory, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{program}: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -26,32 +26,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let config = match cli.serve.into_config() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("conformance-fixture: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("conformance-fixture: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        let factory = conformance_fixture::factory().map_err(std::io::Error::other)?;
-        portcullis::server::run(config, factory, portcullis::server::shutdown_signal()).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("conformance-fixture: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    portcullis::server::serve_main(
+        "conformance-fixture",
+        cli.serve,
+        conformance_fixture::factory,
+    )
 }
