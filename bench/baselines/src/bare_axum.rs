@@ -7,14 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+mod common;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -90,28 +89,9 @@ async fn mcp(body: Bytes) -> Response {
     }
 }
 
-fn bind_arg() -> SocketAddr {
-    let mut args = std::env::args().skip(1);
-    let mut bind = "127.0.0.1:8080".to_owned();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bind" => bind = args.next().expect("--bind needs an address"),
-            other => {
-                eprintln!("usage: bare-axum [--bind ADDR]  (unknown argument {other})");
-                std::process::exit(2);
-            }
-        }
-    }
-    bind.parse().expect("--bind must be host:port")
-}
-
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let bind = bind_arg();
+    let bind = common::bind_arg("bare-axum");
     let router = Router::new().route("/mcp", post(mcp));
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router).await
+    common::serve(bind, router).await
 }

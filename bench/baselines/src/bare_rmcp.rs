@@ -6,12 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -75,24 +75,9 @@ impl ServerHandler for BareTools {
     }
 }
 
-fn bind_arg() -> SocketAddr {
-    let mut args = std::env::args().skip(1);
-    let mut bind = "127.0.0.1:8080".to_owned();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--bind" => bind = args.next().expect("--bind needs an address"),
-            other => {
-                eprintln!("usage: bare-rmcp [--bind ADDR]  (unknown argument {other})");
-                std::process::exit(2);
-            }
-        }
-    }
-    bind.parse().expect("--bind must be host:port")
-}
-
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let bind = bind_arg();
+    let bind = common::bind_arg("bare-rmcp");
     // Exactly the rmcp settings Portcullis uses (see crates/portcullis/src/host/mod.rs).
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(true)
@@ -107,9 +92,5 @@ async fn main() -> std::io::Result<()> {
         config,
     );
     let router = Router::new().route_service("/mcp", service);
-    let listener = tokio::net::TcpListener::bind(bind).await?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router).await
+    common::serve(bind, router).await
 }
