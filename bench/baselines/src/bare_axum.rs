@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::View;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
@@ -28,15 +30,6 @@ struct JsonRpcRequest {
     #[allow(dead_code)]
     #[serde(default)]
     params: Value,
-}
-
-#[derive(Debug, Serialize)]
-struct View {
-    authenticated: bool,
-    user: Option<String>,
-    client_id: Option<String>,
-    scopes: Vec<String>,
-    grant_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,13 +59,7 @@ async fn mcp(body: Bytes) -> Response {
         Ok(request) => request,
         Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
     };
-    let view = View {
-        authenticated: false,
-        user: None,
-        client_id: None,
-        scopes: Vec::new(),
-        grant_id: None,
-    };
+    let view = View::anonymous();
     let text = serde_json::to_string(&view).unwrap_or_default();
     let response = JsonRpcResponse {
         jsonrpc: "2.0",

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::View;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,18 +19,6 @@ use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
-use schemars::JsonSchema;
-use serde::Serialize;
-
-/// The same shape Portcullis's `whoami` returns for an anonymous caller.
-#[derive(Debug, Serialize, JsonSchema)]
-struct View {
-    authenticated: bool,
-    user: Option<String>,
-    client_id: Option<String>,
-    scopes: Vec<String>,
-    grant_id: Option<String>,
-}
 
 #[derive(Debug, Clone)]
 struct BareTools {
@@ -57,13 +47,7 @@ impl BareTools {
         )
     )]
     async fn whoami(&self) -> Json<View> {
-        Json(View {
-            authenticated: false,
-            user: None,
-            client_id: None,
-            scopes: Vec::new(),
-            grant_id: None,
-        })
+        Json(View::anonymous())
     }
 }
 
