@@ -278,10 +278,7 @@ where
         envelope.method.is_some() && envelope.id.as_ref().is_some_and(|id| !id.is_null());
     let is_stream = envelope.method.as_deref() == Some("subscriptions/listen");
 
-    let session = parts
-        .headers
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok());
+    let session = session_header(&parts.headers);
     // Only the id is kept: the envelope borrows the body, which goes on to rmcp.
     let id = envelope.id;
     let claim = match (is_request, session, &id) {
@@ -351,10 +348,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let session = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok());
+    let session = session_header(request.headers());
     if let Some(id) = session {
         let known = gate
             .sessions
@@ -375,6 +369,11 @@ where
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
+}
+
+/// The 2025-era session id a request names, if any.
+fn session_header(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get("mcp-session-id").and_then(|v| v.to_str().ok())
 }
 
 /// Why a body could not be routed: the status, JSON-RPC code and message to answer with.
