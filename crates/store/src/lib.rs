@@ -1,0 +1,35 @@
+//! Durable state for Portcullis: users, clients, browser sessions, consents, grants,
+//! codes, refresh tokens, signing keys and server secrets.
+//!
+//! One SQL implementation serves every backend through sqlx's `Any` driver; the queries
+//! are written in the SQL that SQLite and PostgreSQL share (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT`), and each backend has its own migrations only where DDL differs. The
+//! shared test suite (`tests/store.rs`) is what proves each query on each backend.
+//!
+//! Contracts worth knowing before calling:
+//! - Only hashes of codes, refresh tokens and session ids come in; this crate never sees
+//!   the values. Private keys and secrets come in already encrypted.
+//! - Security-relevant steps are single atomic statements: [`Store::consume_code`] and
+//!   [`Store::rotate_refresh`] mark and return in one step, so two racing redemptions can
+//!   never both win, and the loser learns which grant to revoke.
+//! - Times are Unix seconds, passed in by the caller.
+
+mod sql;
+
+pub use sql::*;
+
+/// What went wrong in the store. The message is for the log; callers map it to a generic
+/// server error for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "unsupported database URL {0:?}: use sqlite://PATH (PostgreSQL arrives in a later release)"
+    )]
+    UnsupportedUrl(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,741 @@
+//! The SQL store. Grouped by job, in the order a login flows through them.
+
+use crate::{Result, StoreError};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_auth.sql"))];
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRow {
+    pub client_id: String,
+    /// Validated client metadata as JSON (the OAuth core's `ClientSettings`).
+    pub settings: String,
+    pub secret_hash: Option<String>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    pub user_id: Option<String>,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: String,
+    pub resource: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCode<'a> {
+    pub code_hash: &'a str,
+    pub grant_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_challenge: &'a str,
+    pub expires_at: i64,
+}
+
+/// The outcome of redeeming a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First use: the code is now spent.
+    Redeemed {
+        grant: Grant,
+        redirect_uri: String,
+        code_challenge: String,
+        expires_at: i64,
+    },
+    /// The code was spent before: a replay. The caller revokes this grant.
+    Replayed {
+        grant_id: String,
+    },
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRow {
+    pub grant_id: String,
+    pub scopes: String,
+    pub issued_at: i64,
+    pub idle_expires_at: i64,
+    pub rotated_at: Option<i64>,
+    pub next_scopes: Option<String>,
+    pub next_jti: Option<String>,
+    pub next_iat: Option<i64>,
+}
+
+/// What the exchange that rotated a refresh token issued, kept so a retry inside the grace
+/// window gets the same answer (the new refresh token is derived from the old one, and the
+/// access token is re-signed from these claims; no token value is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation<'a> {
+    pub next_scopes: &'a str,
+    pub next_jti: &'a str,
+    pub next_iat: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// This call rotated the token; the caller stores the successor.
+    Rotated(RefreshRow),
+    /// Already rotated: the row says when, and what was issued then.
+    AlreadyRotated(RefreshRow),
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub kid: String,
+    pub private_enc: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+fn opt_i64(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+fn grant_from(row: &AnyRow) -> Result<Grant> {
+    Ok(Grant {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        client_id: row.try_get("client_id")?,
+        scopes: row.try_get("scopes")?,
+        resource: row.try_get("resource")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: opt_i64(row, "revoked_at")?,
+    })
+}
+
+fn refresh_from(row: &AnyRow) -> Result<RefreshRow> {
+    Ok(RefreshRow {
+        grant_id: row.try_get("grant_id")?,
+        scopes: row.try_get("scopes")?,
+        issued_at: row.try_get("issued_at")?,
+        idle_expires_at: row.try_get("idle_expires_at")?,
+        rotated_at: opt_i64(row, "rotated_at")?,
+        next_scopes: row.try_get("next_scopes")?,
+        next_jti: row.try_get("next_jti")?,
+        next_iat: opt_i64(row, "next_iat")?,
+    })
+}
+
+const GRANT_COLS: &str =
+    "id, user_id, client_id, scopes, resource, created_at, expires_at, revoked_at";
+const REFRESH_COLS: &str =
+    "grant_id, scopes, issued_at, idle_expires_at, rotated_at, next_scopes, next_jti, next_iat";
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    /// `sqlite://PATH` is supported; `sqlite::memory:` gives a private in-memory database.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (url, max) = if url.starts_with("sqlite::memory:") {
+            // Each connection to :memory: is its own database: keep exactly one.
+            (url.to_owned(), 1)
+        } else if url.starts_with("sqlite:") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let url = if url.contains("mode=") {
+                url.to_owned()
+            } else {
+                format!("{url}{sep}mode=rwc")
+            };
+            (url, 8)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; busy_timeout makes a
+                    // second writer wait instead of failing; NORMAL sync is durable in WAL.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let store = Self { pool };
+        store.migrate(SQLITE_MIGRATIONS).await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self, migrations: &[(i64, &str)]) -> Result<()> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let done: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM portcullis_schema")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+        let done = done.unwrap_or(0);
+        for (version, sql) in migrations.iter().filter(|(v, _)| *v > done) {
+            let mut tx = self.pool.begin().await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO portcullis_schema (version, applied_at) VALUES ($1, 0)")
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version, "database schema migrated");
+        }
+        Ok(())
+    }
+
+    // ---- users ----
+
+    pub async fn create_user(&self, user: &User, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(i64::from(user.is_admin))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, is_admin FROM users WHERE username = $1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(User {
+                id: r.try_get("id")?,
+                username: r.try_get("username")?,
+                password_hash: r.try_get("password_hash")?,
+                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn count_users(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    // ---- clients (dynamic registration) ----
+
+    /// Stores a registered client. With a `dedup_key`, an existing client with the same
+    /// key is returned instead (identical public registrations share one client).
+    pub async fn register_client(
+        &self,
+        row: &ClientRow,
+        dedup_key: Option<&str>,
+    ) -> Result<ClientRow> {
+        if let Some(key) = dedup_key {
+            let existing = sqlx::query(
+                "SELECT client_id, settings, secret_hash, created_at, last_used_at FROM clients WHERE dedup_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = existing {
+                return client_from(&r);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO clients (client_id, kind, settings, secret_hash, dedup_key, created_at, last_used_at)
+             VALUES ($1, 'registered', $2, $3, $4, $5, NULL)",
+        )
+        .bind(&row.client_id)
+        .bind(&row.settings)
+        .bind(&row.secret_hash)
+        .bind(dedup_key)
+        .bind(row.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(row.clone())
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>> {
+        let row = sqlx::query(
+            "SELECT client_id, settings, secret_hash, created_at, last_used_at FROM clients WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(client_from).transpose()
+    }
+
+    /// Records that a client was used (a code or refresh issued), which keeps it registered.
+    pub async fn touch_client(&self, client_id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE clients SET last_used_at = $1 WHERE client_id = $2")
+            .bind(now)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_clients(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM clients")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// Deletes registrations never used and older than `never_used_before`, and ones last
+    /// used before `idle_before`. Returns how many went.
+    pub async fn expire_clients(&self, never_used_before: i64, idle_before: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM clients WHERE (last_used_at IS NULL AND created_at < $1) OR last_used_at < $2",
+        )
+        .bind(never_used_before)
+        .bind(idle_before)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ---- browser sessions and pending authorization requests ----
+
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        csrf: &str,
+        user_id: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO browser_sessions (id_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id_hash)
+        .bind(user_id)
+        .bind(csrf)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<BrowserSession>> {
+        let row = sqlx::query(
+            "SELECT user_id, csrf, expires_at FROM browser_sessions WHERE id_hash = $1 AND expires_at > $2",
+        )
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(BrowserSession {
+                user_id: r.try_get("user_id")?,
+                csrf: r.try_get("csrf")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn put_auth_request(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        params: &str,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO auth_requests (id_hash, session_hash, params, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(id_hash)
+            .bind(session_hash)
+            .bind(params)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The pending request, only for the browser session that started it.
+    pub async fn auth_request(
+        &self,
+        id_hash: &str,
+        session_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT params FROM auth_requests WHERE id_hash = $1 AND session_hash = $2 AND expires_at > $3",
+        )
+        .bind(id_hash)
+        .bind(session_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("params")).transpose()?)
+    }
+
+    /// Moves pending requests to a new session id (login rotates the session id).
+    pub async fn rebind_auth_requests(&self, old_session: &str, new_session: &str) -> Result<()> {
+        sqlx::query("UPDATE auth_requests SET session_hash = $1 WHERE session_hash = $2")
+            .bind(new_session)
+            .bind(old_session)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a pending request; true when this call removed it (so it is finished once).
+    pub async fn take_auth_request(&self, id_hash: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM auth_requests WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- consents ----
+
+    pub async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT scopes FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("scopes")).transpose()?)
+    }
+
+    pub async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scopes: &str,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consents (user_id, client_id, scopes, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(client_id)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- grants and codes ----
+
+    /// Creates a grant and its authorization code in one transaction.
+    pub async fn create_grant_with_code(&self, grant: &Grant, code: &NewCode<'_>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO grants (id, user_id, client_id, scopes, resource, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.user_id)
+        .bind(&grant.client_id)
+        .bind(&grant.scopes)
+        .bind(&grant.resource)
+        .bind(grant.created_at)
+        .bind(grant.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO auth_codes (code_hash, grant_id, redirect_uri, code_challenge, expires_at, used_at)
+             VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(code.code_hash)
+        .bind(code.grant_id)
+        .bind(code.redirect_uri)
+        .bind(code.code_challenge)
+        .bind(code.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spends a code: marks it used and returns its grant in one statement. A second call
+    /// for the same code returns [`CodeRedemption::Replayed`].
+    pub async fn consume_code(&self, code_hash: &str, now: i64) -> Result<CodeRedemption> {
+        let spent = sqlx::query(
+            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL
+             RETURNING grant_id, redirect_uri, code_challenge, expires_at",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        match spent {
+            Some(r) => {
+                let grant_id: String = r.try_get("grant_id")?;
+                let grant = self.grant(&grant_id).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("code for missing grant {grant_id}"))
+                })?;
+                Ok(CodeRedemption::Redeemed {
+                    grant,
+                    redirect_uri: r.try_get("redirect_uri")?,
+                    code_challenge: r.try_get("code_challenge")?,
+                    expires_at: r.try_get("expires_at")?,
+                })
+            }
+            None => {
+                let row = sqlx::query("SELECT grant_id FROM auth_codes WHERE code_hash = $1")
+                    .bind(code_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(match row {
+                    Some(r) => CodeRedemption::Replayed {
+                        grant_id: r.try_get("grant_id")?,
+                    },
+                    None => CodeRedemption::Unknown,
+                })
+            }
+        }
+    }
+
+    pub async fn grant(&self, id: &str) -> Result<Option<Grant>> {
+        let row = sqlx::query(&format!("SELECT {GRANT_COLS} FROM grants WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(grant_from).transpose()
+    }
+
+    /// Revokes a grant (idempotent); its access tokens stop working and its refresh tokens
+    /// are refused from now on. True when this call revoked it.
+    pub async fn revoke_grant(&self, id: &str, now: i64) -> Result<bool> {
+        let r =
+            sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Grants revoked at or after `since` whose tokens may still be alive, for the
+    /// resource guard's revocation list.
+    pub async fn revoked_grants_since(&self, since: i64, now: i64) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT id, revoked_at FROM grants WHERE revoked_at IS NOT NULL AND revoked_at >= $1 AND expires_at > $2",
+        )
+        .bind(since)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("revoked_at")?)))
+            .collect()
+    }
+
+    // ---- refresh tokens ----
+
+    pub async fn insert_refresh(
+        &self,
+        token_hash: &str,
+        grant_id: &str,
+        scopes: &str,
+        issued_at: i64,
+        idle_expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, scopes, issued_at, idle_expires_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(token_hash)
+        .bind(grant_id)
+        .bind(scopes)
+        .bind(issued_at)
+        .bind(idle_expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a refresh token rotated, recording what the exchange issues, in one
+    /// statement. Only the first caller gets [`RefreshUse::Rotated`].
+    pub async fn rotate_refresh(
+        &self,
+        token_hash: &str,
+        now: i64,
+        rotation: &Rotation<'_>,
+    ) -> Result<RefreshUse> {
+        let row = sqlx::query(&format!(
+            "UPDATE refresh_tokens SET rotated_at = $1, next_scopes = $2, next_jti = $3, next_iat = $4
+             WHERE token_hash = $5 AND rotated_at IS NULL RETURNING {REFRESH_COLS}"
+        ))
+        .bind(now)
+        .bind(rotation.next_scopes)
+        .bind(rotation.next_jti)
+        .bind(rotation.next_iat)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = row {
+            return Ok(RefreshUse::Rotated(refresh_from(&r)?));
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => RefreshUse::AlreadyRotated(refresh_from(&r)?),
+            None => RefreshUse::Unknown,
+        })
+    }
+
+    /// Looks a refresh token up without using it (introspection, revocation).
+    pub async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT {REFRESH_COLS} FROM refresh_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(refresh_from).transpose()
+    }
+
+    // ---- signing keys and server secrets ----
+
+    pub async fn signing_keys(&self) -> Result<Vec<KeyRow>> {
+        let rows = sqlx::query(
+            "SELECT kid, private_enc, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyRow {
+                    kid: r.try_get("kid")?,
+                    private_enc: r.try_get("private_enc")?,
+                    public_key: r.try_get("public_key")?,
+                    created_at: r.try_get("created_at")?,
+                    retired_at: opt_i64(r, "retired_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a key and retires every other active key at `now`, in one transaction.
+    pub async fn rotate_signing_key(&self, key: &KeyRow, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_enc, public_key, created_at, retired_at) VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.private_enc)
+        .bind(&key.public_key)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes keys retired before `before` (their tokens have all expired).
+    pub async fn drop_retired_keys(&self, before: i64) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM signing_keys WHERE retired_at IS NOT NULL AND retired_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Stores `value` under `name` unless one exists, and returns the stored one: two
+    /// instances starting together agree on one secret.
+    pub async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> Result<Vec<u8>> {
+        sqlx::query("INSERT INTO server_secrets (name, value_enc, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(
+            sqlx::query("SELECT value_enc FROM server_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("value_enc")?,
+        )
+    }
+
+    /// Deletes expired sessions, pending requests, codes and refresh tokens.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64> {
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM browser_sessions WHERE expires_at <= $1",
+            "DELETE FROM auth_requests WHERE expires_at <= $1",
+            "DELETE FROM auth_codes WHERE expires_at <= $1 - 3600",
+            "DELETE FROM refresh_tokens WHERE idle_expires_at <= $1",
+            "DELETE FROM grants WHERE expires_at <= $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+}
+
+fn client_from(r: &AnyRow) -> Result<ClientRow> {
+    Ok(ClientRow {
+        client_id: r.try_get("client_id")?,
+        settings: r.try_get("settings")?,
+        secret_hash: r.try_get("secret_hash")?,
+        created_at: r.try_get("created_at")?,
+        last_used_at: opt_i64(r, "last_used_at")?,
+    })
+}

@@ -1,0 +1,223 @@
+//! The shared store suite: every backend must pass it. Today it runs on SQLite (a file
+//! in a temporary directory and the in-memory form); PostgreSQL joins with its backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use portcullis_store::*;
+
+async fn backends() -> Vec<(String, Store)> {
+    let dir = std::env::temp_dir().join(format!(
+        "portcullis-store-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("sqlite://{}", dir.join("t.db").display());
+    vec![
+        (file.clone(), Store::open(&file).await.unwrap()),
+        (
+            "sqlite::memory:".into(),
+            Store::open("sqlite::memory:").await.unwrap(),
+        ),
+    ]
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn grant(id: &str) -> Grant {
+    Grant {
+        id: id.into(),
+        user_id: "u1".into(),
+        client_id: "c1".into(),
+        scopes: "mcp".into(),
+        resource: "http://127.0.0.1:8080/mcp".into(),
+        created_at: 100,
+        expires_at: 10_000,
+        revoked_at: None,
+    }
+}
+
+#[tokio::test]
+async fn codes_are_spent_once_and_a_replay_names_the_grant() {
+    for (name, s) in backends().await {
+        let code = NewCode {
+            code_hash: "h1",
+            grant_id: "g1",
+            redirect_uri: "http://localhost/cb",
+            code_challenge: "cc",
+            expires_at: 200,
+        };
+        s.create_grant_with_code(&grant("g1"), &code).await.unwrap();
+        match s.consume_code("h1", 150).await.unwrap() {
+            CodeRedemption::Redeemed {
+                grant,
+                redirect_uri,
+                ..
+            } => {
+                assert_eq!(grant.id, "g1", "{name}");
+                assert_eq!(redirect_uri, "http://localhost/cb");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            s.consume_code("h1", 151).await.unwrap(),
+            CodeRedemption::Replayed {
+                grant_id: "g1".into()
+            }
+        );
+        assert_eq!(
+            s.consume_code("nope", 151).await.unwrap(),
+            CodeRedemption::Unknown
+        );
+        assert!(s.revoke_grant("g1", 152).await.unwrap());
+        assert!(
+            !s.revoke_grant("g1", 153).await.unwrap(),
+            "{name}: revocation is idempotent"
+        );
+        assert_eq!(
+            s.revoked_grants_since(152, 160).await.unwrap(),
+            vec![("g1".to_string(), 152)]
+        );
+        assert!(s.revoked_grants_since(153, 160).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn refresh_rotates_once_under_a_race() {
+    for (name, s) in backends().await {
+        s.create_grant_with_code(
+            &grant("g2"),
+            &NewCode {
+                code_hash: "h2",
+                grant_id: "g2",
+                redirect_uri: "x",
+                code_challenge: "c",
+                expires_at: 1,
+            },
+        )
+        .await
+        .unwrap();
+        s.insert_refresh("r1", "g2", "mcp", 100, 1_000)
+            .await
+            .unwrap();
+        let rot = Rotation {
+            next_scopes: "mcp",
+            next_jti: "j",
+            next_iat: 120,
+        };
+        let (a, b) = tokio::join!(
+            s.rotate_refresh("r1", 120, &rot),
+            s.rotate_refresh("r1", 120, &rot)
+        );
+        let outcomes = [a.unwrap(), b.unwrap()];
+        let rotated = outcomes
+            .iter()
+            .filter(|o| matches!(o, RefreshUse::Rotated(_)))
+            .count();
+        assert_eq!(
+            rotated, 1,
+            "{name}: exactly one of two racing refreshes rotates"
+        );
+        match s.rotate_refresh("r1", 130, &rot).await.unwrap() {
+            RefreshUse::AlreadyRotated(row) => {
+                assert_eq!(row.rotated_at, Some(120));
+                assert_eq!(row.next_jti.as_deref(), Some("j"));
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(
+            s.rotate_refresh("r9", 130, &rot).await.unwrap(),
+            RefreshUse::Unknown
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_clients_consents_sessions_and_secrets() {
+    for (name, s) in backends().await {
+        let u = User {
+            id: "u1".into(),
+            username: "alice".into(),
+            password_hash: "$argon2id$x".into(),
+            is_admin: true,
+        };
+        assert!(s.create_user(&u, 1).await.unwrap());
+        assert!(
+            !s.create_user(&u, 1).await.unwrap(),
+            "{name}: duplicate user refused"
+        );
+        assert_eq!(s.user_by_name("alice").await.unwrap(), Some(u));
+        assert_eq!(s.count_users().await.unwrap(), 1);
+
+        let c = ClientRow {
+            client_id: "c1".into(),
+            settings: "{}".into(),
+            secret_hash: None,
+            created_at: 10,
+            last_used_at: None,
+        };
+        s.register_client(&c, Some("k")).await.unwrap();
+        let again = ClientRow {
+            client_id: "c2".into(),
+            ..c.clone()
+        };
+        assert_eq!(
+            s.register_client(&again, Some("k"))
+                .await
+                .unwrap()
+                .client_id,
+            "c1",
+            "{name}: deduplicated"
+        );
+        s.register_client(
+            &ClientRow {
+                client_id: "c3".into(),
+                ..c.clone()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        s.touch_client("c3", 50).await.unwrap();
+        assert_eq!(
+            s.expire_clients(20, 40).await.unwrap(),
+            1,
+            "{name}: the never-used c1 expires"
+        );
+        assert!(s.client("c1").await.unwrap().is_none());
+        assert_eq!(
+            s.client("c3").await.unwrap().unwrap().last_used_at,
+            Some(50)
+        );
+
+        s.save_consent("u1", "c3", "a", 1).await.unwrap();
+        s.save_consent("u1", "c3", "a b", 2).await.unwrap();
+        assert_eq!(s.consent("u1", "c3").await.unwrap().as_deref(), Some("a b"));
+
+        s.create_session("sh", "csrf", None, 1, 100).await.unwrap();
+        s.put_auth_request("rq", "sh", "{}", 100).await.unwrap();
+        assert!(
+            s.auth_request("rq", "other", 2).await.unwrap().is_none(),
+            "{name}: bound to its session"
+        );
+        s.rebind_auth_requests("sh", "sh2").await.unwrap();
+        assert!(s.auth_request("rq", "sh2", 2).await.unwrap().is_some());
+        assert!(s.take_auth_request("rq").await.unwrap());
+        assert!(!s.take_auth_request("rq").await.unwrap());
+        assert!(
+            s.session("sh", 200).await.unwrap().is_none(),
+            "{name}: expired session is gone"
+        );
+
+        assert_eq!(s.secret_or_insert("k", b"one", 1).await.unwrap(), b"one");
+        assert_eq!(
+            s.secret_or_insert("k", b"two", 1).await.unwrap(),
+            b"one",
+            "{name}: first writer wins"
+        );
+    }
+}
