@@ -45,7 +45,7 @@ fi
 
 server_cmd() {
   case $1 in
-    portcullis) echo "$BIN/portcullis serve --bind 127.0.0.1:$2" ;;
+    portcullis) echo "$BIN/portcullis serve --auth none --bind 127.0.0.1:$2" ;;
     bare-rmcp) echo "$BIN/bare-rmcp --bind 127.0.0.1:$2" ;;
     bare-axum) echo "$BIN/bare-axum --bind 127.0.0.1:$2" ;;
   esac

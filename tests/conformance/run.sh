@@ -29,7 +29,7 @@ fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 out=$(mktemp -d)
 log="$out/fixture.log"
-"$bin" --bind "127.0.0.1:$port" >"$log" 2>&1 &
+"$bin" --auth none --bind "127.0.0.1:$port" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

@@ -49,7 +49,7 @@ fi
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 URL="http://127.0.0.1:$PORT/mcp"
 LOG="$(mktemp -t portcullis-e2e.XXXXXX.log)"
-"$BIN" serve --bind "127.0.0.1:$PORT" >"$LOG" 2>&1 &
+"$BIN" serve --auth none --bind "127.0.0.1:$PORT" >"$LOG" 2>&1 &
 SERVER_PID=$!
 
 cleanup() {
@@ -60,7 +60,7 @@ cleanup() {
 trap cleanup EXIT
 
 server_log() {
-    echo "---- server log ($BIN serve --bind 127.0.0.1:$PORT) ----"
+    echo "---- server log ($BIN serve --auth none --bind 127.0.0.1:$PORT) ----"
     tail -n 50 "$LOG"
     echo "---- end of server log ----"
 }

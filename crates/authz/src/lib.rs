@@ -1,10 +1,14 @@
-//! The resource guard: decides who is calling the MCP endpoint and hands that answer,
-//! a [`Principal`], to every tool handler through the request's extensions.
+//! Who may call the MCP endpoint: the resource guard ([`guard`]), which turns a bearer
+//! token into a [`Principal`] every tool handler can read, and the embedded OAuth 2.1
+//! authorization server ([`server`]) that issues those tokens.
 //!
-//! It depends on the OAuth core and not on the embedded authorization server, so the
-//! same guard serves tokens from an external authorization server. Until token
-//! verification lands, the only mode is [`AuthMode::None`], which the binary allows on
-//! loopback addresses only.
+//! The guard depends on the OAuth core and not on the authorization server, so the same
+//! guard can serve tokens from an external authorization server.
+
+pub mod guard;
+pub mod server;
+
+use std::sync::Arc;
 
 use portcullis_oauth::ScopeSet;
 use schemars::JsonSchema;
@@ -64,18 +68,26 @@ pub struct PrincipalView {
 }
 
 /// How the MCP endpoint decides who may call it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub enum AuthMode {
     /// No authentication: every caller is [`Principal::anonymous`]. Only safe on loopback.
     #[default]
     None,
+    /// OAuth bearer tokens, verified by the guard.
+    Bearer(Arc<guard::Guard>),
 }
 
 impl AuthMode {
-    /// The principal for a request under this mode.
-    pub fn principal_for_request(&self) -> Principal {
+    /// The principal for a request under this mode, or the challenge to answer with.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        token_in_query: bool,
+        now: i64,
+    ) -> Result<Principal, guard::Challenge> {
         match self {
-            AuthMode::None => Principal::anonymous(),
+            AuthMode::None => Ok(Principal::anonymous()),
+            AuthMode::Bearer(g) => g.authenticate(authorization, token_in_query, now),
         }
     }
 
@@ -83,6 +95,7 @@ impl AuthMode {
     pub fn allows_public_bind(&self) -> bool {
         match self {
             AuthMode::None => false,
+            AuthMode::Bearer(_) => true,
         }
     }
 }
@@ -93,7 +106,10 @@ mod tests {
 
     #[test]
     fn anonymous_principal_describes_itself_as_unauthenticated() {
-        let view = AuthMode::None.principal_for_request().describe();
+        let view = AuthMode::None
+            .authenticate(None, false, 0)
+            .unwrap()
+            .describe();
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["authenticated"], false);
         assert!(json["user"].is_null());

@@ -4,8 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use portcullis_authz::AuthMode;
+use portcullis_authz::server::{AsConfig, CimdPolicy};
 
 use crate::host::{HostConfig, OriginPolicy, OriginRule};
 
@@ -45,6 +46,78 @@ pub struct ServeArgs {
     /// Seconds to wait for in-flight requests on SIGTERM/SIGINT before exiting anyway.
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+
+    /// Who may call the tools: `embedded` (OAuth 2.1, this server issues the tokens) or
+    /// `none` (no authentication; loopback addresses only, for development).
+    #[arg(long, env = "PORTCULLIS_AUTH", value_enum, default_value_t = AuthChoice::Embedded)]
+    pub auth: AuthChoice,
+
+    /// Where accounts, clients, grants and keys are kept.
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_URL",
+        default_value = "sqlite://portcullis.db"
+    )]
+    pub database_url: String,
+
+    /// File holding the master key that encrypts signing keys at rest; created (mode 0600)
+    /// on first start. PORTCULLIS_MASTER_KEY (base64 of 32 bytes) takes precedence.
+    #[arg(
+        long,
+        env = "PORTCULLIS_MASTER_KEY_FILE",
+        default_value = "portcullis.key"
+    )]
+    pub master_key_file: std::path::PathBuf,
+
+    /// Name of the first admin account, created on first start when
+    /// PORTCULLIS_ADMIN_PASSWORD is set (else a one-time setup link is logged).
+    #[arg(long, env = "PORTCULLIS_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "PORTCULLIS_ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub access_token_ttl: i64,
+
+    /// Refresh tokens expire after this many seconds unused.
+    #[arg(long, env = "PORTCULLIS_REFRESH_TOKEN_IDLE_TTL", default_value_t = 30 * 86_400)]
+    pub refresh_token_idle_ttl: i64,
+
+    /// A login's refresh chain ends after this many seconds, used or not.
+    #[arg(long, env = "PORTCULLIS_REFRESH_TOKEN_MAX_TTL", default_value_t = 90 * 86_400)]
+    pub refresh_token_max_ttl: i64,
+
+    /// Proxy addresses whose X-Forwarded-For names the real client (for rate limits),
+    /// comma-separated. Forwarded headers from anyone else are ignored.
+    #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// TEST ONLY: fetch client metadata documents from loopback addresses. Never in production.
+    #[arg(
+        long,
+        env = "PORTCULLIS_INSECURE_CLIENT_METADATA_LOOPBACK",
+        hide = true
+    )]
+    pub insecure_client_metadata_loopback: bool,
+
+    /// TEST ONLY: extra root certificates (PEM) trusted when fetching client metadata documents.
+    #[arg(long, env = "PORTCULLIS_CLIENT_METADATA_EXTRA_CA", hide = true)]
+    pub client_metadata_extra_ca: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthChoice {
+    Embedded,
+    None,
+}
+
+/// How the served endpoint is protected, before the async start-up makes it real.
+#[derive(Debug, Clone)]
+pub enum AuthPlan {
+    None,
+    Embedded {
+        config: Box<AsConfig>,
+        database_url: String,
+    },
 }
 
 /// A checked configuration, ready to serve.
@@ -54,6 +127,7 @@ pub struct ServeConfig {
     pub public_url: String,
     pub host: HostConfig,
     pub shutdown_grace: Duration,
+    pub auth: AuthPlan,
 }
 
 /// A setting that cannot work, with what would.
@@ -65,10 +139,10 @@ impl ServeArgs {
     pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
         let auth = AuthMode::None;
         let loopback = self.bind.ip().is_loopback();
-        if !loopback && !auth.allows_public_bind() {
+        if !loopback && self.auth == AuthChoice::None {
             return Err(ConfigError(format!(
                 "refusing to serve without authentication on {}: anyone who can reach that address could call the tools. \
-                 Bind to a loopback address (--bind 127.0.0.1:{}) until authorization is configured.",
+                 Bind to a loopback address (--bind 127.0.0.1:{}), or drop --auth none.",
                 self.bind,
                 self.bind.port()
             )));
@@ -139,7 +213,47 @@ impl ServeArgs {
             }
         }
 
+        let plan = match self.auth {
+            AuthChoice::None => AuthPlan::None,
+            AuthChoice::Embedded => {
+                for (name, v) in [
+                    ("--access-token-ttl", self.access_token_ttl),
+                    ("--refresh-token-idle-ttl", self.refresh_token_idle_ttl),
+                    ("--refresh-token-max-ttl", self.refresh_token_max_ttl),
+                ] {
+                    if v < 60 {
+                        return Err(ConfigError(format!(
+                            "{name} {v} is too short: use at least 60 seconds"
+                        )));
+                    }
+                }
+                let mut c = AsConfig::for_resource(&public_url).map_err(ConfigError)?;
+                c.access_ttl = self.access_token_ttl;
+                c.refresh_idle_ttl = self.refresh_token_idle_ttl;
+                c.refresh_absolute_ttl =
+                    self.refresh_token_max_ttl.max(self.refresh_token_idle_ttl);
+                c.trusted_proxies = self.trusted_proxies.clone();
+                c.master_key_file = self.master_key_file.clone();
+                c.master_key_env = std::env::var("PORTCULLIS_MASTER_KEY")
+                    .ok()
+                    .filter(|v| !v.is_empty());
+                c.admin_user = self.admin_user.clone();
+                c.admin_password = std::env::var("PORTCULLIS_ADMIN_PASSWORD")
+                    .ok()
+                    .filter(|v| !v.is_empty());
+                c.cimd = CimdPolicy {
+                    allow_loopback: self.insecure_client_metadata_loopback,
+                    extra_roots: self.client_metadata_extra_ca.clone(),
+                };
+                AuthPlan::Embedded {
+                    config: Box::new(c),
+                    database_url: self.database_url.clone(),
+                }
+            }
+        };
+
         Ok(ServeConfig {
+            auth: plan,
             bind: self.bind,
             public_url,
             host: HostConfig {
@@ -232,7 +346,9 @@ mod tests {
 
     #[test]
     fn unauthenticated_public_bind_is_refused_with_advice() {
-        let err = config(&["--bind", "0.0.0.0:8080"]).unwrap_err().0;
+        let err = config(&["--auth", "none", "--bind", "0.0.0.0:8080"])
+            .unwrap_err()
+            .0;
         assert!(
             err.contains("refusing to serve without authentication"),
             "{err}"

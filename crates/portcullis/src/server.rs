@@ -15,8 +15,12 @@ use rmcp::ServerHandler;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ServeArgs, ServeConfig};
-use crate::host::{HostHandle, mcp_router};
+use portcullis_authz::AuthMode;
+use portcullis_authz::server::{AuthServer, Bootstrap};
+use portcullis_store::Store;
+
+use crate::config::{AuthPlan, ServeArgs, ServeConfig};
+use crate::host::{HostHandle, cors, mcp_router};
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -105,7 +109,49 @@ where
             ),
         )
     })?;
-    let (router, handle) = mcp_router(&config.host, factory);
+    let mut host = config.host.clone();
+    let auth_router = match &config.auth {
+        AuthPlan::None => {
+            tracing::warn!(
+                "authentication is off (--auth none): anyone who can reach this address can call the tools"
+            );
+            None
+        }
+        AuthPlan::Embedded {
+            config: as_config,
+            database_url,
+        } => {
+            let store = Store::open(database_url).await.map_err(|e| {
+                io::Error::other(format!("cannot open the database {database_url}: {e}"))
+            })?;
+            let (server, boot) = AuthServer::start((**as_config).clone(), store)
+                .await
+                .map_err(|e| {
+                    io::Error::other(format!("cannot start the authorization server: {e}"))
+                })?;
+            match boot {
+                Bootstrap::Ready => {}
+                Bootstrap::AdminCreated(name) => {
+                    tracing::info!(user = %name, "admin account created from PORTCULLIS_ADMIN_PASSWORD")
+                }
+                Bootstrap::SetupLink(link) => tracing::warn!(
+                    "no account exists yet: open this one-time link to create the admin account: {link} \
+                     (or restart with PORTCULLIS_ADMIN_PASSWORD set)"
+                ),
+            }
+            server.spawn_upkeep();
+            host.auth = AuthMode::Bearer(server.guard());
+            Some(server.router())
+        }
+    };
+    let (mut router, handle) = mcp_router(&host, factory);
+    if let Some(auth) = auth_router {
+        router = router.merge(auth);
+    }
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        host.policy.clone(),
+        cors,
+    ));
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
@@ -151,8 +197,11 @@ pub async fn serve(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
     });
-    let server =
-        axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
     let hard_stop = async {
         stop.cancelled().await;
         tokio::time::sleep(grace + Duration::from_secs(2)).await;

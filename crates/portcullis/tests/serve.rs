@@ -105,7 +105,7 @@ fn binary() -> tokio::process::Command {
 #[tokio::test]
 async fn binary_refuses_unauthenticated_public_bind() {
     let output = binary()
-        .args(["serve", "--bind", "0.0.0.0:0"])
+        .args(["serve", "--auth", "none", "--bind", "0.0.0.0:0"])
         .output()
         .await
         .unwrap();
@@ -127,7 +127,13 @@ async fn binary_serves_and_stops_on_sigterm() {
         .unwrap()
         .port();
     let mut child = binary()
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--auth",
+            "none",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
         .env("PORTCULLIS_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

@@ -249,6 +249,23 @@ impl Store {
         .transpose()
     }
 
+    pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        let row =
+            sqlx::query("SELECT id, username, password_hash, is_admin FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(User {
+                id: r.try_get("id")?,
+                username: r.try_get("username")?,
+                password_hash: r.try_get("password_hash")?,
+                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+            })
+        })
+        .transpose()
+    }
+
     pub async fn count_users(&self) -> Result<i64> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM users")
             .fetch_one(&self.pool)

@@ -200,6 +200,29 @@ where
     }
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A 401/403/400 with `WWW-Authenticate`, which starts an OAuth client's discovery.
+fn challenge_response(challenge: portcullis_authz::guard::Challenge) -> Response {
+    let status = StatusCode::from_u16(challenge.status).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut response = Response::new(Body::from(challenge.body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&challenge.www_authenticate) {
+        headers.insert(header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
 /// The inner service, called once.
 struct Next<S>(S);
 
@@ -237,7 +260,24 @@ where
     }
 
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(gate.auth.principal_for_request());
+    // Every request is authorized on its own: a session id is never a credential.
+    let token_in_query = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("access_token=")));
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match gate
+        .auth
+        .authenticate(authorization, token_in_query, unix_now())
+    {
+        Ok(principal) => {
+            parts.extensions.insert(principal);
+        }
+        Err(challenge) => return challenge_response(challenge),
+    }
 
     if parts.method == Method::DELETE {
         return end_session(&gate, Request::from_parts(parts, body), next).await;

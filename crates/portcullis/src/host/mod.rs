@@ -5,6 +5,7 @@
 //! generic over the rmcp `ServerHandler`, so the product's tools and the conformance
 //! fixture run on exactly the same code.
 
+pub mod cors;
 pub mod gate;
 pub mod origin;
 
@@ -18,6 +19,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+pub use cors::cors;
 pub use gate::{Gate, InflightTracker};
 pub use origin::{OriginPolicy, OriginRule};
 
@@ -77,7 +79,7 @@ where
     let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), rmcp_config);
     let gate = Arc::new(Gate::new(
         config.policy.clone(),
-        config.auth,
+        config.auth.clone(),
         config.max_body_bytes,
         config.request_timeout,
         sessions,

@@ -149,6 +149,11 @@ impl OriginPolicy {
         None
     }
 
+    /// Whether a browser origin is on the allow-list (for CORS).
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.origins.iter().any(|rule| rule.matches(origin))
+    }
+
     fn host_allowed(&self, host: &str) -> bool {
         // Called on every request: compare in place, without allocating.
         let name = host_name(host);

@@ -1,0 +1,307 @@
+//! The resource guard: turns the `Authorization` header of an MCP request into a
+//! [`Principal`], or into the challenge that tells an OAuth client how to get a token.
+//!
+//! Verification needs no I/O on the request path: the public keys and the list of revoked
+//! grants are in memory. The embedded authorization server updates both the moment it
+//! changes them, and a background poll of the store (every [`REVOCATION_POLL`]) carries
+//! revocations made by other instances, so a revoked grant stops working within seconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use portcullis_oauth::jwt::{self, Expectation, TokenError, VerifyingKey};
+use portcullis_oauth::{ScopeSet, secret};
+use portcullis_store::Store;
+
+use crate::Principal;
+
+/// How often the store is asked for grants revoked elsewhere.
+pub const REVOCATION_POLL: Duration = Duration::from_secs(2);
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: i64 = 30;
+const CACHE_MAX: usize = 10_000;
+
+/// The keys that may have signed a valid token: the active key and retired keys whose
+/// tokens have not all expired yet. Shared by the authorization server (which rotates
+/// them) and the guard (which reads them).
+#[derive(Debug, Default)]
+pub struct KeySet {
+    keys: RwLock<Vec<VerifyingKey>>,
+}
+
+impl KeySet {
+    pub fn replace(&self, keys: Vec<VerifyingKey>) {
+        if let Ok(mut k) = self.keys.write() {
+            *k = keys;
+        }
+    }
+
+    pub fn all(&self) -> Vec<VerifyingKey> {
+        self.keys.read().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: &Expectation<'_>,
+    ) -> Result<jwt::AccessClaims, TokenError> {
+        let keys = self.keys.read().map_err(|_| TokenError::UnknownKey)?;
+        jwt::verify(token, |kid| keys.iter().find(|k| k.kid == kid), expected)
+    }
+}
+
+/// Grants revoked, with when; entries leave when their grant could no longer have live
+/// access tokens.
+#[derive(Debug, Default)]
+pub struct RevocationList {
+    revoked: RwLock<HashMap<String, i64>>,
+}
+
+impl RevocationList {
+    pub fn insert(&self, grant_id: &str, at: i64) {
+        if let Ok(mut r) = self.revoked.write() {
+            r.insert(grant_id.to_owned(), at);
+        }
+    }
+
+    pub fn contains(&self, grant_id: &str) -> bool {
+        // A poisoned lock means a writer panicked mid-update: fail closed.
+        self.revoked
+            .read()
+            .map(|r| r.contains_key(grant_id))
+            .unwrap_or(true)
+    }
+
+    fn prune(&self, older_than: i64) {
+        if let Ok(mut r) = self.revoked.write() {
+            r.retain(|_, at| *at >= older_than);
+        }
+    }
+}
+
+/// Why a request was not let in, ready to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub status: u16,
+    /// The `WWW-Authenticate` header value.
+    pub www_authenticate: String,
+    /// A JSON body saying the same for humans.
+    pub body: String,
+}
+
+/// Settings of the guard for one protected resource.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// The MCP endpoint's public URL: the `resource` and the required `aud`.
+    pub resource: String,
+    /// Issuer whose tokens are accepted.
+    pub issuer: String,
+    /// Absolute URL of the protected resource metadata document.
+    pub metadata_url: String,
+    /// Scopes every MCP request needs (named in challenges).
+    pub required_scopes: ScopeSet,
+    /// Scopes listed in the protected resource metadata.
+    pub scopes_supported: Vec<String>,
+    /// Lifetime of access tokens, which bounds how long a revocation must be remembered.
+    pub access_ttl: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    principal: Principal,
+    exp: i64,
+}
+
+/// Verifies bearer tokens for one resource.
+#[derive(Debug)]
+pub struct Guard {
+    pub config: GuardConfig,
+    pub keys: Arc<KeySet>,
+    pub revoked: Arc<RevocationList>,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl Guard {
+    pub fn new(config: GuardConfig, keys: Arc<KeySet>, revoked: Arc<RevocationList>) -> Self {
+        Self {
+            config,
+            keys,
+            revoked,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The protected resource metadata document (RFC 9728).
+    pub fn resource_metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "resource": self.config.resource,
+            "authorization_servers": [self.config.issuer],
+            "scopes_supported": self.config.scopes_supported,
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Portcullis MCP server",
+        })
+    }
+
+    fn challenge(&self, status: u16, error: Option<(&str, &str)>, scope: &ScopeSet) -> Challenge {
+        let mut h = format!("Bearer resource_metadata=\"{}\"", self.config.metadata_url);
+        if !scope.is_empty() {
+            h.push_str(&format!(", scope=\"{scope}\""));
+        }
+        let body = match error {
+            Some((code, description)) => {
+                h.push_str(&format!(
+                    ", error=\"{code}\", error_description=\"{}\"",
+                    description.replace('"', "'")
+                ));
+                serde_json::json!({"error": code, "error_description": description})
+            }
+            None => serde_json::json!({
+                "error": "unauthorized",
+                "error_description": "this MCP server needs an OAuth access token: follow resource_metadata in WWW-Authenticate to get one"
+            }),
+        };
+        Challenge {
+            status,
+            www_authenticate: h,
+            body: body.to_string(),
+        }
+    }
+
+    /// Checks one request: the `Authorization` header value (if any), whether the query
+    /// string carried a token, and the time.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        token_in_query: bool,
+        now: i64,
+    ) -> Result<Principal, Challenge> {
+        let required = &self.config.required_scopes;
+        if token_in_query {
+            return Err(self.challenge(
+                400,
+                Some((
+                    "invalid_request",
+                    "access tokens are accepted only in the Authorization header, never in the URL",
+                )),
+                required,
+            ));
+        }
+        let Some(value) = authorization else {
+            return Err(self.challenge(401, None, required));
+        };
+        let token = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(self.challenge(
+                401,
+                Some((
+                    "invalid_request",
+                    "use the Bearer scheme: Authorization: Bearer <access token>",
+                )),
+                required,
+            ));
+        };
+        let principal = self
+            .verify(token, now)
+            .map_err(|e| self.challenge(401, Some(("invalid_token", &e.to_string())), required))?;
+        if !principal.scopes.satisfies(required) {
+            let missing = principal.scopes.missing(required);
+            return Err(self.challenge(
+                403,
+                Some((
+                    "insufficient_scope",
+                    &format!("this request needs the scope(s) {missing}"),
+                )),
+                required,
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Verifies a token: cached answers are reused until the token's `exp`, and every
+    /// answer is checked against the revocation list.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Principal, GuardError> {
+        let key = secret::hash(token);
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            if hit.exp + LEEWAY_SECS <= now {
+                return Err(GuardError::Token(TokenError::Expired));
+            }
+            return self.not_revoked(hit.principal);
+        }
+        let claims = self.keys.verify(
+            token,
+            &Expectation {
+                issuer: &self.config.issuer,
+                audience: &self.config.resource,
+                now,
+                leeway: LEEWAY_SECS,
+            },
+        )?;
+        let principal = Principal {
+            user: Some(claims.sub),
+            client_id: Some(claims.client_id),
+            scopes: ScopeSet::parse(&claims.scope)
+                .map_err(|_| GuardError::Token(TokenError::Malformed))?,
+            grant_id: Some(claims.grant_id),
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, c| c.exp + LEEWAY_SECS > now);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                key,
+                Cached {
+                    principal: principal.clone(),
+                    exp: claims.exp,
+                },
+            );
+        }
+        self.not_revoked(principal)
+    }
+
+    fn not_revoked(&self, p: Principal) -> Result<Principal, GuardError> {
+        match &p.grant_id {
+            Some(g) if self.revoked.contains(g) => Err(GuardError::Revoked),
+            _ => Ok(p),
+        }
+    }
+
+    /// Keeps the revocation list in step with the store until `stop` resolves.
+    pub async fn poll_revocations(self: Arc<Self>, store: Store, clock: fn() -> i64) {
+        let mut since = clock() - self.config.access_ttl - LEEWAY_SECS;
+        let mut tick = tokio::time::interval(REVOCATION_POLL);
+        loop {
+            tick.tick().await;
+            let now = clock();
+            match store.revoked_grants_since(since, now).await {
+                Ok(rows) => {
+                    for (g, at) in rows {
+                        self.revoked.insert(&g, at);
+                    }
+                    // Ask again with overlap: a revocation committed by another instance
+                    // with a slightly older clock must not fall between two polls.
+                    since = now - 10;
+                    self.revoked
+                        .prune(now - self.config.access_ttl - 2 * LEEWAY_SECS);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read revoked grants; retrying"),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the grant behind this access token was revoked; authorize again")]
+    Revoked,
+}

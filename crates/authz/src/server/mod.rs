@@ -1,0 +1,452 @@
+//! The embedded OAuth 2.1 authorization server: metadata, the authorization endpoint
+//! with its login and consent pages, token, registration, revocation, introspection and
+//! JWKS. One file per endpoint; this file holds the state they share and the router.
+//!
+//! This is the only place where an [`OAuthError`] becomes an HTTP response.
+
+mod authorize;
+mod cimd;
+mod clients;
+pub mod crypto;
+mod keys;
+mod pages;
+mod register;
+mod revoke;
+mod throttle;
+mod token;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use portcullis_oauth::{OAuthError, ScopeSet};
+use portcullis_store::Store;
+use ring::rand::SystemRandom;
+
+pub use cimd::CimdPolicy;
+pub use crypto::MasterKey;
+
+use crate::guard::{Guard, GuardConfig, KeySet, RevocationList};
+
+/// Where each endpoint lives, relative to the issuer.
+pub mod paths {
+    pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
+    pub const PRM: &str = "/.well-known/oauth-protected-resource";
+    pub const AUTHORIZE: &str = "/oauth/authorize";
+    pub const LOGIN: &str = "/oauth/login";
+    pub const CONSENT: &str = "/oauth/consent";
+    pub const TOKEN: &str = "/oauth/token";
+    pub const REGISTER: &str = "/oauth/register";
+    pub const REVOKE: &str = "/oauth/revoke";
+    pub const INTROSPECT: &str = "/oauth/introspect";
+    pub const JWKS: &str = "/oauth/jwks";
+    pub const SETUP: &str = "/setup";
+    pub const STYLE: &str = "/oauth/style.css";
+}
+
+/// A scope this server grants, with the words the consent page uses for it.
+#[derive(Debug, Clone)]
+pub struct ScopeInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// The scope every MCP request needs.
+pub const BASE_SCOPE: ScopeInfo = ScopeInfo {
+    name: "mcp",
+    description: "Use this server's tools as you, with your data",
+};
+
+/// Settings of the embedded authorization server.
+#[derive(Debug, Clone)]
+pub struct AsConfig {
+    /// The issuer: the public URL's origin, e.g. `https://mcp.example.com`.
+    pub issuer: String,
+    /// The protected resource: the MCP endpoint's public URL.
+    pub resource: String,
+    /// Path of the MCP endpoint (for the path-inserted metadata URL).
+    pub mcp_path: String,
+    pub access_ttl: i64,
+    pub refresh_idle_ttl: i64,
+    pub refresh_absolute_ttl: i64,
+    pub code_ttl: i64,
+    /// Seconds in which a retried refresh of the previous token gets the same new pair.
+    pub refresh_grace: i64,
+    /// Signing keys older than this are replaced at start.
+    pub key_rotation: i64,
+    pub scopes: Vec<ScopeInfo>,
+    pub cimd: CimdPolicy,
+    /// Peers whose `X-Forwarded-For` names the real client address.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Where the master key is kept when `master_key_env` is not set.
+    pub master_key_file: PathBuf,
+    pub master_key_env: Option<String>,
+    /// First admin account, created on first start when set.
+    pub admin_user: String,
+    pub admin_password: Option<String>,
+    /// Largest registration body accepted, in bytes.
+    pub max_registration_bytes: usize,
+    /// Registered clients allowed in total.
+    pub max_clients: i64,
+}
+
+impl AsConfig {
+    /// Defaults for a server whose MCP endpoint is `resource` (its origin is the issuer).
+    pub fn for_resource(resource: &str) -> Result<Self, String> {
+        let url = url::Url::parse(resource)
+            .map_err(|e| format!("public URL {resource:?} is not a URL: {e}"))?;
+        let issuer = url.origin().ascii_serialization();
+        if issuer == "null" {
+            return Err(format!(
+                "public URL {resource:?} must be http:// or https://"
+            ));
+        }
+        Ok(Self {
+            issuer,
+            resource: resource.to_owned(),
+            mcp_path: url.path().to_owned(),
+            access_ttl: 3600,
+            refresh_idle_ttl: 30 * 86_400,
+            refresh_absolute_ttl: 90 * 86_400,
+            code_ttl: 60,
+            refresh_grace: 45,
+            key_rotation: 90 * 86_400,
+            scopes: vec![BASE_SCOPE],
+            cimd: CimdPolicy::default(),
+            trusted_proxies: Vec::new(),
+            master_key_file: PathBuf::from("portcullis.key"),
+            master_key_env: None,
+            admin_user: "admin".to_owned(),
+            admin_password: None,
+            max_registration_bytes: 16 * 1024,
+            max_clients: 10_000,
+        })
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// The path-inserted protected resource metadata URL (RFC 9728 section 3.1).
+    pub fn resource_metadata_url(&self) -> String {
+        let p = self.mcp_path.trim_end_matches('/');
+        self.url(&format!("{}{p}", paths::PRM))
+    }
+
+    fn known_scope(&self, s: &str) -> Option<&ScopeInfo> {
+        self.scopes.iter().find(|i| i.name == s)
+    }
+
+    /// The scopes to grant for a request: the known ones it asked for, or the base scope
+    /// when it asked for none we know. Unknown scopes (`openid`, `offline_access`, another
+    /// server's) are dropped rather than failing the login; the token says what it holds.
+    fn grantable(&self, requested: &ScopeSet) -> ScopeSet {
+        let known: Vec<&str> = requested
+            .iter()
+            .filter(|s| self.known_scope(s).is_some())
+            .collect();
+        let names = if known.is_empty() {
+            BASE_SCOPE.name.to_owned()
+        } else {
+            known.join(" ")
+        };
+        ScopeSet::parse(&names).unwrap_or_default()
+    }
+}
+
+/// The current time in Unix seconds: the one clock read of the authorization server.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The authorization server's shared state.
+#[derive(Debug)]
+pub struct AuthServer {
+    pub config: AsConfig,
+    store: Store,
+    rng: SystemRandom,
+    keys: keys::KeyRing,
+    guard: Arc<Guard>,
+    cimd: cimd::CimdFetcher,
+    throttle: throttle::Throttle,
+    /// Hash of the one-time setup token, while no account exists.
+    setup_token: Mutex<Option<String>>,
+}
+
+/// What starting the authorization server prints for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    Ready,
+    AdminCreated(String),
+    /// No account exists: this one-time link creates the first admin.
+    SetupLink(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    MasterKey(#[from] crypto::MasterKeyError),
+    #[error(transparent)]
+    Store(#[from] portcullis_store::StoreError),
+    #[error("{0}")]
+    Keys(String),
+}
+
+impl AuthServer {
+    /// Loads (or creates) keys and secrets, creates the first admin account if asked, and
+    /// returns the server with the guard that verifies its tokens.
+    pub async fn start(
+        config: AsConfig,
+        store: Store,
+    ) -> Result<(Arc<Self>, Bootstrap), StartError> {
+        let rng = SystemRandom::new();
+        let (master, generated) = MasterKey::load(
+            config.master_key_env.as_deref(),
+            &config.master_key_file,
+            &rng,
+        )?;
+        if generated {
+            tracing::warn!(
+                file = %config.master_key_file.display(),
+                "generated a new master key: it encrypts the signing keys in the database; back it up and keep it private"
+            );
+        }
+        let key_set = Arc::new(KeySet::default());
+        let keys =
+            keys::KeyRing::load(master, &store, &rng, key_set.clone(), &config, now()).await?;
+        let guard = Arc::new(Guard::new(
+            GuardConfig {
+                resource: config.resource.clone(),
+                issuer: config.issuer.clone(),
+                metadata_url: config.resource_metadata_url(),
+                required_scopes: ScopeSet::parse(BASE_SCOPE.name).unwrap_or_default(),
+                scopes_supported: vec![BASE_SCOPE.name.to_owned()],
+                access_ttl: config.access_ttl,
+            },
+            key_set,
+            Arc::new(RevocationList::default()),
+        ));
+        let cimd = cimd::CimdFetcher::new(config.cimd.clone()).map_err(StartError::Keys)?;
+        let server = Arc::new(Self {
+            config,
+            store,
+            rng,
+            keys,
+            guard,
+            cimd,
+            throttle: throttle::Throttle::default(),
+            setup_token: Mutex::new(None),
+        });
+        let boot = server.bootstrap_admin().await?;
+        Ok((server, boot))
+    }
+
+    /// Replaces the signing key; the previous key stays in the JWKS until its tokens expire.
+    pub async fn rotate_signing_key(&self) -> Result<(), StartError> {
+        self.keys
+            .rotate(&self.store, &self.rng, &self.config, now())
+            .await
+    }
+
+    pub fn guard(&self) -> Arc<Guard> {
+        self.guard.clone()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Background upkeep: the revocation poll, and hourly expiry of unused registrations
+    /// and of spent codes, sessions and refresh tokens.
+    pub fn spawn_upkeep(self: &Arc<Self>) {
+        tokio::spawn(self.guard.clone().poll_revocations(self.store.clone(), now));
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let now = now();
+                if let Err(e) = me
+                    .store
+                    .expire_clients(now - 86_400, now - 90 * 86_400)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not expire unused client registrations");
+                }
+                if let Err(e) = me.store.purge_expired(now).await {
+                    tracing::warn!(error = %e, "could not purge expired authorization state");
+                }
+            }
+        });
+    }
+
+    async fn bootstrap_admin(&self) -> Result<Bootstrap, StartError> {
+        if self.store.count_users().await? > 0 {
+            return Ok(Bootstrap::Ready);
+        }
+        if let Some(password) = &self.config.admin_password {
+            let name = self.config.admin_user.clone();
+            authorize::create_user(&self.store, &self.rng, &name, password, true)
+                .await
+                .map_err(StartError::Keys)?;
+            return Ok(Bootstrap::AdminCreated(name));
+        }
+        let token = portcullis_oauth::secret::generate(&self.rng)
+            .ok_or_else(|| StartError::Keys("random source failed".into()))?;
+        if let Ok(mut t) = self.setup_token.lock() {
+            *t = Some(portcullis_oauth::secret::hash(&token));
+        }
+        Ok(Bootstrap::SetupLink(format!(
+            "{}{}?token={token}",
+            self.config.issuer,
+            paths::SETUP
+        )))
+    }
+
+    /// The routes of the authorization server and of the protected resource metadata.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let prm_path = format!(
+            "{}{}",
+            paths::PRM,
+            self.config.mcp_path.trim_end_matches('/')
+        );
+        Router::new()
+            .route(paths::AS_METADATA, get(metadata))
+            .route(paths::PRM, get(resource_metadata))
+            .route(&prm_path, get(resource_metadata))
+            .route(paths::JWKS, get(jwks))
+            .route(paths::AUTHORIZE, get(authorize::authorize))
+            .route(paths::LOGIN, post(authorize::login))
+            .route(
+                paths::CONSENT,
+                get(authorize::consent_page).post(authorize::consent),
+            )
+            .route(
+                paths::SETUP,
+                get(authorize::setup_page).post(authorize::setup),
+            )
+            .route(paths::STYLE, get(pages::style))
+            .route(paths::TOKEN, post(token::token))
+            .route(paths::REGISTER, post(register::register))
+            .route(paths::REVOKE, post(revoke::revoke))
+            .route(paths::INTROSPECT, post(revoke::introspect))
+            .with_state(self.clone())
+    }
+
+    /// The address a request came from: the peer, or the first hop of `X-Forwarded-For`
+    /// when the peer is a configured proxy.
+    fn client_ip(&self, peer: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        if self.config.trusted_proxies.contains(&peer) {
+            let forwarded = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return ip;
+            }
+        }
+        peer
+    }
+}
+
+async fn metadata(axum::extract::State(s): axum::extract::State<Arc<AuthServer>>) -> Response {
+    let c = &s.config;
+    let mut scopes: Vec<&str> = c.scopes.iter().map(|i| i.name).collect();
+    scopes.push("offline_access");
+    let body = serde_json::json!({
+        "issuer": c.issuer,
+        "authorization_endpoint": c.url(paths::AUTHORIZE),
+        "token_endpoint": c.url(paths::TOKEN),
+        "jwks_uri": c.url(paths::JWKS),
+        "registration_endpoint": c.url(paths::REGISTER),
+        "revocation_endpoint": c.url(paths::REVOKE),
+        "introspection_endpoint": c.url(paths::INTROSPECT),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+        "resource_parameter_supported": true,
+    });
+    json_response(StatusCode::OK, &body, "public, max-age=300")
+}
+
+async fn resource_metadata(
+    axum::extract::State(s): axum::extract::State<Arc<AuthServer>>,
+) -> Response {
+    json_response(
+        StatusCode::OK,
+        &s.guard.resource_metadata(),
+        "public, max-age=300",
+    )
+}
+
+async fn jwks(axum::extract::State(s): axum::extract::State<Arc<AuthServer>>) -> Response {
+    let keys: Vec<_> = s.guard.keys.all().iter().map(|k| k.to_jwk()).collect();
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "keys": keys }),
+        "public, max-age=300",
+    )
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The answer of a form endpoint: the JSON result, or the OAuth error.
+fn reply(result: Result<serde_json::Value, OAuthError>) -> Response {
+    match result {
+        Ok(body) => json_response(StatusCode::OK, &body, "no-store"),
+        Err(e) => oauth_error(&e),
+    }
+}
+
+/// An OAuth error from the token, registration, revocation or introspection endpoint.
+fn oauth_error(e: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = json_response(status, &e.to_json(), "no-store");
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"portcullis\""),
+        );
+    }
+    resp
+}
+
+/// Logs a store failure and gives the client the generic server error.
+fn internal(e: impl std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %e, "authorization server failure");
+    OAuthError::server_error()
+}

@@ -1,0 +1,113 @@
+//! Server-rendered pages (askama templates, escaped, checked at compile time) and the
+//! security headers every page carries: no framing, no scripts, nothing cached.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(super) struct Login<'a> {
+    pub client_name: &'a str,
+    pub request_id: &'a str,
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub(super) struct Consent<'a> {
+    pub client_name: &'a str,
+    /// The host of a metadata-document client id; `None` for a registered client.
+    pub client_host: Option<String>,
+    pub redirect_host: String,
+    pub username: &'a str,
+    pub localhost_only: bool,
+    /// (scope, description) pairs not consented to before.
+    pub new_scopes: Vec<(String, String)>,
+    pub granted: Vec<(String, String)>,
+    pub request_id: &'a str,
+    pub csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub(super) struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub hint: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+pub(super) struct Setup<'a> {
+    pub token: &'a str,
+    pub username: &'a str,
+    pub error: Option<String>,
+}
+
+/// A rendered page with the headers that keep it from being framed, scripted or cached.
+pub(super) fn page(status: StatusCode, template: &impl Template) -> Response {
+    let html = match template.render() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "page failed to render");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response();
+        }
+    };
+    let mut resp = (status, html).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// An error page: the request is not redirected anywhere.
+pub(super) fn error(status: StatusCode, title: &str, message: &str, hint: &str) -> Response {
+    page(
+        status,
+        &ErrorPage {
+            title,
+            message,
+            hint,
+        },
+    )
+}
+
+pub(super) async fn style() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=86400"),
+            ),
+        ],
+        include_str!("../../templates/style.css"),
+    )
+        .into_response()
+}
