@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# End-to-end test: the official MCP TypeScript and Python SDK clients against a real
-# `portcullis serve`, in both protocol eras (2025-11-25 sessions, 2026-07-28 stateless).
+# End-to-end test: the official MCP TypeScript (v1 and v2) and Python SDK clients against a
+# real `portcullis serve`:
+# - without auth (--auth none), in both protocol eras (2025-11-25 sessions, 2026-07-28);
+# - with the embedded OAuth server, each client going through discovery, registration (DCR
+#   and a client metadata document), login and consent in headless Chromium, the token
+#   exchange, tools, a refresh, a revocation and the 401 after it; once with the public URL
+#   http://127.0.0.1:PORT/mcp and once with http://localhost:PORT/mcp.
 #
 # Why this exists: it is the one check that Portcullis interoperates with clients we did not
-# write. It installs its own pinned clients (npm ci / a venv), starts the server on a free
-# port, runs four client checks and prints `N passed, M failed` as its last line.
+# write. It installs its own pinned clients (npm ci / a venv), starts servers on free ports,
+# and prints `N passed, M failed` as its last line.
 #
 # Env: PORTCULLIS_BIN  path to the binary (default: target/debug/portcullis, built if missing).
+#      CHROMIUM        browser binary (default: /usr/bin/chromium).
 set -euo pipefail
 
 E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,69 +51,116 @@ if ! cmp -s "$E2E_DIR/requirements.txt" "$VENV/requirements.txt" || [[ ! -x "$VE
     cp "$E2E_DIR/requirements.txt" "$VENV/requirements.txt"
 fi
 
-# --- start the server on a free port ------------------------------------------------------
-PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-URL="http://127.0.0.1:$PORT/mcp"
-LOG="$(mktemp -t portcullis-e2e.XXXXXX.log)"
-"$BIN" serve --auth none --bind "127.0.0.1:$PORT" >"$LOG" 2>&1 &
-SERVER_PID=$!
-
+WORK="$(mktemp -d -t portcullis-e2e.XXXXXX)"
+PIDS=()
 cleanup() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    rm -f "$LOG"
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-server_log() {
-    echo "---- server log ($BIN serve --auth none --bind 127.0.0.1:$PORT) ----"
-    tail -n 50 "$LOG"
-    echo "---- end of server log ----"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_server LOG PORT ARGS... : starts portcullis, waits until it accepts connections.
+start_server() {
+    local log="$1" port="$2"
+    shift 2
+    "$BIN" serve --bind "127.0.0.1:$port" "$@" >"$log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 150); do  # up to ~15 s
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "portcullis exited before accepting connections:" >&2
+            tail -n 30 "$log" >&2
+            exit 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "portcullis did not accept connections on 127.0.0.1:$port within 15 s" >&2
+    tail -n 30 "$log" >&2
+    exit 1
 }
 
-ready=0
-for _ in $(seq 1 150); do  # up to ~15 s
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "portcullis exited before accepting connections" >&2
-        server_log >&2
-        exit 1
-    fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-if (( ! ready )); then
-    echo "portcullis did not accept connections on 127.0.0.1:$PORT within 15 s" >&2
-    server_log >&2
-    exit 1
-fi
-echo "== portcullis listening at $URL"
-
-# --- the four client checks ---------------------------------------------------------------
 passed=0
 failed=0
+FAILED_LOGS=()
 run_check() {
-    local name="$1"
-    shift
+    local name="$1" log="$2"
+    shift 2
     echo "== $name"
-    if timeout 60 "$@"; then
+    if timeout 90 "$@"; then
         echo "PASS $name"
         passed=$((passed + 1))
     else
         echo "FAIL $name"
         failed=$((failed + 1))
+        FAILED_LOGS+=("$log")
     fi
 }
 
-run_check "typescript sdk, 2025-11-25 (initialize + session)" node "$E2E_DIR/client_ts.mjs" "$URL" 2025
-run_check "typescript sdk, 2026-07-28 (discover, stateless)" node "$E2E_DIR/client_ts.mjs" "$URL" 2026
-run_check "python sdk, 2025-11-25 (initialize + session)" "$VENV/bin/python" "$E2E_DIR/client_py.py" "$URL" 2025
-run_check "python sdk, 2026-07-28 (discover, stateless)" "$VENV/bin/python" "$E2E_DIR/client_py.py" "$URL" 2026
+# --- without auth: both protocol eras ------------------------------------------------------
+PORT="$(free_port)"
+URL="http://127.0.0.1:$PORT/mcp"
+LOG="$WORK/noauth.log"
+start_server "$LOG" "$PORT" --auth none
+echo "== portcullis (--auth none) listening at $URL"
+run_check "typescript sdk, 2025-11-25 (initialize + session)" "$LOG" node "$E2E_DIR/client_ts.mjs" "$URL" 2025
+run_check "typescript sdk, 2026-07-28 (discover, stateless)" "$LOG" node "$E2E_DIR/client_ts.mjs" "$URL" 2026
+run_check "python sdk, 2025-11-25 (initialize + session)" "$LOG" "$VENV/bin/python" "$E2E_DIR/client_py.py" "$URL" 2025
+run_check "python sdk, 2026-07-28 (discover, stateless)" "$LOG" "$VENV/bin/python" "$E2E_DIR/client_py.py" "$URL" 2026
+
+# --- with the embedded authorization server --------------------------------------------------
+if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
+    echo "Chromium is missing (${CHROMIUM:-/usr/bin/chromium}): install Debian's chromium package (apt-get install -y chromium)" >&2
+    exit 1
+fi
+# A throwaway CA and a leaf certificate for 127.0.0.1, for the HTTPS server that serves the
+# client metadata documents; portcullis trusts the CA through a test-only flag.
+(
+    cd "$WORK"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=portcullis e2e CA" \
+        -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" -keyout leaf.key -out leaf.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >leaf.ext
+    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem 2>/dev/null
+)
+node "$E2E_DIR/cimd_server.mjs" "$WORK/leaf.pem" "$WORK/leaf.key" "$WORK/cimd.port" &
+PIDS+=("$!")
+for _ in $(seq 1 50); do [[ -s "$WORK/cimd.port" ]] && break; sleep 0.1; done
+CIMD="https://127.0.0.1:$(cat "$WORK/cimd.port")"
+
+export E2E_USER=admin
+E2E_PASSWORD="e2e-$(free_port)-$(free_port)-password"
+export E2E_PASSWORD
+for host in 127.0.0.1 localhost; do
+    PORT="$(free_port)"
+    URL="http://$host:$PORT/mcp"
+    LOG="$WORK/oauth-$host.log"
+    mkdir -p "$WORK/$host"
+    PORTCULLIS_ADMIN_PASSWORD="$E2E_PASSWORD" start_server "$LOG" "$PORT" \
+        --public-url "$URL" \
+        --database-url "sqlite://$WORK/$host/portcullis.db" \
+        --master-key-file "$WORK/$host/portcullis.key" \
+        --insecure-client-metadata-loopback \
+        --client-metadata-extra-ca "$WORK/ca.pem"
+    echo "== portcullis (embedded OAuth) listening at $URL"
+    for sdk in v1 v2; do
+        run_check "oauth: typescript sdk $sdk, DCR, $URL" "$LOG" node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" dcr
+        run_check "oauth: typescript sdk $sdk, client metadata document, $URL" "$LOG" node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" cimd "$CIMD/ts-$sdk.json"
+    done
+    run_check "oauth: python sdk, DCR, $URL" "$LOG" "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr
+    run_check "oauth: python sdk, client metadata document, $URL" "$LOG" "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" cimd "$CIMD/py.json"
+done
 
 if (( failed > 0 )); then
-    server_log
+    for log in $(printf '%s\n' "${FAILED_LOGS[@]}" | sort -u); do
+        echo "---- server log $log ----"
+        tail -n 40 "$log"
+    done
 fi
 echo "$passed passed, $failed failed"
 (( failed == 0 ))

@@ -1,0 +1,124 @@
+"""End-to-end OAuth with the official Python MCP SDK client against `portcullis serve`:
+401 -> discovery -> registration (DCR or a client metadata document) -> login and consent
+in headless Chromium (browser.mjs) -> token exchange -> tools -> refresh -> revocation -> 401.
+
+Usage: python oauth_py.py MCP_URL dcr|cimd [CIMD_URL]
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import httpx2
+from mcp import Client
+from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+
+REDIRECT = "http://127.0.0.1:53684/callback"
+HERE = Path(__file__).parent
+
+
+class Memory(TokenStorage):
+    tokens = None
+    client = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client
+
+    async def set_client_info(self, client_info):
+        self.client = client_info
+
+
+def post(url, data, headers=None):
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
+    origin = f"{urllib.parse.urlsplit(mcp_url).scheme}://{urllib.parse.urlsplit(mcp_url).netloc}"
+    seen = {}
+
+    async def redirect_handler(auth_url: str) -> None:
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(auth_url).query))
+        assert q["resource"] == mcp_url, q
+        assert q["code_challenge_method"] == "S256", q
+        proc = await asyncio.create_subprocess_exec(
+            "node", str(HERE / "browser.mjs"), auth_url, REDIRECT, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0, "browser step failed"
+        seen["callback"] = out.decode().strip()
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(seen["callback"]).query))
+        assert q["iss"] == origin, q
+        return AuthorizationCodeResult(code=q["code"], state=q.get("state"), iss=q.get("iss"))
+
+    storage = Memory()
+    oauth = OAuthClientProvider(
+        mcp_url,
+        OAuthClientMetadata(client_name="portcullis e2e (python)", redirect_uris=[REDIRECT], token_endpoint_auth_method="none"),
+        storage,
+        redirect_handler,
+        callback_handler,
+        client_metadata_url=cimd_url if registration == "cimd" else None,
+    )
+    async with httpx2.AsyncClient(auth=oauth, timeout=60) as http:
+        async with Client(streamable_http_client(mcp_url, http_client=http), mode="legacy") as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert "whoami" in names, names
+            who = (await client.call_tool("whoami", {})).structured_content
+            assert who["authenticated"] is True, who
+            client_id = storage.client.client_id
+            if registration == "cimd":
+                assert client_id == cimd_url, client_id
+            assert who["client_id"] == client_id, who
+            first = storage.tokens
+
+            # Refresh: mark the token expired so the SDK refreshes before the next call.
+            oauth.context.token_expiry_time = time.time() - 1
+            again = (await client.call_tool("whoami", {})).structured_content
+            assert again["grant_id"] == who["grant_id"], again
+            assert storage.tokens.access_token != first.access_token, "refresh issued a new access token"
+            assert storage.tokens.refresh_token != first.refresh_token, "refresh token rotated"
+
+    # Revocation by hand (the SDK has none), then the access token is refused.
+    meta = json.loads(urllib.request.urlopen(f"{origin}/.well-known/oauth-authorization-server").read())
+    form = urllib.parse.urlencode({"token": storage.tokens.refresh_token, "client_id": client_id}).encode()
+    status, _, _ = post(meta["revocation_endpoint"], form, {"content-type": "application/x-www-form-urlencoded"})
+    assert status == 200, status
+    body = json.dumps({
+        "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}},
+    }).encode()
+    status, headers, _ = post(mcp_url, body, {
+        "content-type": "application/json", "accept": "application/json, text/event-stream",
+        "authorization": f"Bearer {storage.tokens.access_token}", "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call", "mcp-name": "whoami",
+    })
+    assert status == 401, status
+    www = {k.lower(): v for k, v in headers.items()}["www-authenticate"]
+    assert 'error="invalid_token"' in www, www
+    print(f"ok: python {registration} {mcp_url}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))

@@ -1,0 +1,128 @@
+// End-to-end OAuth with an official TypeScript SDK client against `portcullis serve`:
+// unauthenticated request (401) -> discovery -> registration (DCR, or a client metadata
+// document) -> login and consent in headless Chromium -> token exchange -> tools/list and
+// tools/call -> refresh -> revocation -> 401 afterwards.
+//
+// Usage: node oauth_ts.mjs v1|v2 MCP_URL dcr|cimd [CIMD_URL]
+//   v1 = @modelcontextprotocol/sdk 1.x, v2 = @modelcontextprotocol/client 2.x
+import assert from 'node:assert/strict';
+import { authorizeInBrowser } from './browser.mjs';
+
+const [sdk, mcpUrl, registration, cimdUrl] = process.argv.slice(2);
+const REDIRECT = 'http://127.0.0.1:53683/callback';
+
+let Client, StreamableHTTPClientTransport, UnauthorizedError, auth;
+if (sdk === 'v1') {
+  ({ Client } = await import('@modelcontextprotocol/sdk/client/index.js'));
+  ({ StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js'));
+  ({ UnauthorizedError, auth } = await import('@modelcontextprotocol/sdk/client/auth.js'));
+} else if (sdk === 'v2') {
+  ({ Client, StreamableHTTPClientTransport, UnauthorizedError, auth } = await import('@modelcontextprotocol/client'));
+} else {
+  throw new Error(`unknown sdk ${sdk}`);
+}
+
+const s = {};
+let pendingAuthUrl;
+const provider = {
+  get redirectUrl() { return REDIRECT; },
+  clientMetadataUrl: registration === 'cimd' ? cimdUrl : undefined,
+  get clientMetadata() {
+    return {
+      client_name: `portcullis e2e (ts ${sdk})`, redirect_uris: [REDIRECT],
+      grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  },
+  state() { return (s.state = crypto.randomUUID()); },
+  clientInformation() { return s.client; },
+  saveClientInformation(ci) { s.client = ci; },
+  tokens() { return s.tokens; },
+  saveTokens(t) { s.tokens = t; },
+  redirectToAuthorization(url) { pendingAuthUrl = url; },
+  saveCodeVerifier(v) { s.verifier = v; },
+  codeVerifier() { return s.verifier; },
+  saveDiscoveryState(d) { s.discovery = d; },
+  discoveryState() { return s.discovery; },
+  invalidateCredentials(scope) {
+    if (scope === 'all' || scope === 'tokens') delete s.tokens;
+    if (scope === 'all' || scope === 'client') delete s.client;
+    if (scope === 'all' || scope === 'discovery') delete s.discovery;
+  },
+};
+
+// 1. Without a token: 401 with an absolute resource_metadata pointer.
+const bare = await fetch(mcpUrl, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+  body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'probe', version: '0' } } }),
+});
+assert.equal(bare.status, 401);
+const challenge = bare.headers.get('www-authenticate');
+const origin = new URL(mcpUrl).origin;
+assert.match(challenge, new RegExp(`resource_metadata="${origin}/\\.well-known/oauth-protected-resource/mcp"`));
+
+// 2. The SDK discovers, registers and hands us the authorization URL.
+const client = new Client({ name: `portcullis-e2e-${sdk}`, version: '0.0.0' });
+let transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+await assert.rejects(client.connect(transport), (e) => e instanceof UnauthorizedError);
+assert.ok(pendingAuthUrl, 'the SDK asked for a browser redirect');
+assert.equal(pendingAuthUrl.searchParams.get('resource'), mcpUrl, 'resource (RFC 8707) is the MCP URL');
+if (registration === 'cimd') assert.equal(s.client.client_id, cimdUrl, 'CIMD: client_id is the document URL');
+else assert.ok(s.client.client_id && !s.client.client_id.startsWith('https://'), 'DCR issued a client_id');
+
+// 3. The browser logs in and approves; we get code, state and iss back.
+const cb = await authorizeInBrowser(pendingAuthUrl, REDIRECT);
+assert.equal(cb.searchParams.get('state'), s.state, 'state comes back unchanged');
+assert.equal(cb.searchParams.get('iss'), origin, 'iss (RFC 9207) is the issuer');
+if (sdk === 'v1') await transport.finishAuth(cb.searchParams.get('code'));
+else await transport.finishAuth(cb.searchParams);
+assert.ok(s.tokens.access_token && s.tokens.refresh_token, 'access and refresh tokens issued');
+
+// 4. Use the tools with the token.
+transport = new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+await client.connect(transport);
+const { tools } = await client.listTools();
+assert.ok(tools.some((t) => t.name === 'whoami'), 'tools/list shows whoami');
+const who = await client.callTool({ name: 'whoami', arguments: {} });
+assert.equal(who.structuredContent.authenticated, true);
+assert.equal(who.structuredContent.client_id, s.client.client_id, 'the tool sees the calling client');
+assert.deepEqual(who.structuredContent.scopes, ['mcp']);
+
+// 5. Refresh: a new, rotated pair that works.
+const before = { ...s.tokens };
+const refreshed = await auth(provider, { serverUrl: new URL(mcpUrl) });
+assert.equal(refreshed, 'AUTHORIZED');
+assert.notEqual(s.tokens.access_token, before.access_token, 'new access token');
+assert.notEqual(s.tokens.refresh_token, before.refresh_token, 'refresh token rotated');
+const again = await client.callTool({ name: 'whoami', arguments: {} });
+assert.equal(again.structuredContent.grant_id, who.structuredContent.grant_id, 'same grant after refresh');
+
+// 6. Revocation (the SDKs have none: RFC 7009 by hand), then the token is refused.
+const meta = await (await fetch(`${origin}/.well-known/oauth-authorization-server`)).json();
+const rev = await fetch(meta.revocation_endpoint, {
+  method: 'POST',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  body: new URLSearchParams({ token: s.tokens.refresh_token, token_type_hint: 'refresh_token', client_id: s.client.client_id }),
+});
+assert.equal(rev.status, 200);
+const after = await fetch(mcpUrl, {
+  method: 'POST',
+  headers: {
+    'content-type': 'application/json', accept: 'application/json, text/event-stream',
+    authorization: `Bearer ${s.tokens.access_token}`, 'mcp-protocol-version': '2026-07-28',
+    'mcp-method': 'tools/call', 'mcp-name': 'whoami',
+  },
+  body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'whoami', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }),
+});
+assert.equal(after.status, 401, 'revoked grant: 401');
+assert.match(after.headers.get('www-authenticate'), /error="invalid_token"/);
+const reuse = await fetch(meta.token_endpoint, {
+  method: 'POST',
+  headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: s.tokens.refresh_token, client_id: s.client.client_id }),
+});
+assert.equal(reuse.status, 400);
+assert.equal((await reuse.json()).error, 'invalid_grant');
+await client.close();
+console.log(`ok: ts ${sdk} ${registration} ${mcpUrl}`);
