@@ -19,8 +19,9 @@ const ALG: &str = "EdDSA";
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    /// One audience: the protected resource (RFC 8707). On input an array is accepted too.
-    #[serde(deserialize_with = "one_or_many")]
+    /// The audience: the protected resource (RFC 8707). Written as a string when there is
+    /// one; on input an array is accepted too.
+    #[serde(deserialize_with = "one_or_many", serialize_with = "string_if_one")]
     pub aud: Vec<String>,
     pub client_id: String,
     /// Space-separated scopes.
@@ -32,6 +33,13 @@ pub struct AccessClaims {
     pub jti: String,
     /// The grant this token was issued under, so a revoked grant stops its tokens.
     pub grant_id: String,
+}
+
+fn string_if_one<S: serde::Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
 }
 
 fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +21,7 @@ use portcullis_authz::server::{AuthServer, Bootstrap};
 use portcullis_store::Store;
 
 use crate::config::{AuthPlan, ServeArgs, ServeConfig};
-use crate::host::{HostHandle, cors, mcp_router};
+use crate::host::{HostConfig, HostHandle, cors, mcp_router};
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -109,8 +110,7 @@ where
             ),
         )
     })?;
-    let mut host = config.host.clone();
-    let auth_router = match &config.auth {
+    let auth = match &config.auth {
         AuthPlan::None => {
             tracing::warn!(
                 "authentication is off (--auth none): anyone who can reach this address can call the tools"
@@ -140,18 +140,10 @@ where
                 ),
             }
             server.spawn_upkeep();
-            host.auth = AuthMode::Bearer(server.guard());
-            Some(server.router())
+            Some(server)
         }
     };
-    let (mut router, handle) = mcp_router(&host, factory);
-    if let Some(auth) = auth_router {
-        router = router.merge(auth);
-    }
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        host.policy.clone(),
-        cors,
-    ));
+    let (router, handle) = app_router(config.host.clone(), auth.as_ref(), factory);
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
@@ -159,6 +151,31 @@ where
         "portcullis ready"
     );
     serve(listener, router, handle, config.shutdown_grace, shutdown).await
+}
+
+/// The whole application: the MCP endpoint behind the gate (with the guard of `auth`, when
+/// given), the authorization server's routes, and CORS around all of it.
+pub fn app_router<S, F>(
+    mut host: HostConfig,
+    auth: Option<&Arc<AuthServer>>,
+    factory: F,
+) -> (Router, HostHandle)
+where
+    S: ServerHandler + Send + 'static,
+    F: Fn() -> S + Send + Sync + 'static,
+{
+    if let Some(server) = auth {
+        host.auth = AuthMode::Bearer(server.guard());
+    }
+    let (mut router, handle) = mcp_router(&host, factory);
+    if let Some(server) = auth {
+        router = router.merge(server.router());
+    }
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        host.policy.clone(),
+        cors,
+    ));
+    (router, handle)
 }
 
 /// Serves `router` on `listener` with TCP_NODELAY and graceful shutdown.
