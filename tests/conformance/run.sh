@@ -5,7 +5,8 @@
 # counts as a failure in that mode. Every entry in those files carries a one-line reason.
 #
 # Runs: 0.1.16 `--suite all` (2025 wire), 0.2 alpha `--requirements 2025-11-25` and
-# `--requirements 2026-07-28`. Installs Node 22 and the suite from package-lock.json when
+# `--requirements 2026-07-28`, and the 0.2 alpha `authorization` scenarios against the
+# embedded authorization server (authorization.sh). Installs Node 22 and the suite from package-lock.json when
 # missing. FIXTURE_BIN overrides the fixture binary (default: target/debug, built if absent).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,6 +59,14 @@ run() {
 run suite-0.1.16-all conformance-0.1 0.1.16-all.yml --suite all
 run requirements-2025-11-25 conformance-0.2 0.2-2025-11-25.yml --requirements 2025-11-25
 run requirements-2026-07-28 conformance-0.2 0.2-2026-07-28.yml --requirements 2026-07-28
+
+echo "=== conformance authorization (0.2, embedded authorization server) ==="
+if "$here/authorization.sh"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  echo "conformance authorization FAILED"
+fi
 
 if ! kill -0 $pid 2>/dev/null; then
   echo "conformance: the fixture died during the runs" >&2
