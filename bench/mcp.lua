@@ -6,6 +6,7 @@
 --                   round-robin (ids are unique per request, so no id is ever reused on a
 --                   session while in flight)
 --   BENCH_HOSTPORT  value of the Host header, e.g. 127.0.0.1:18080
+--   BENCH_TOKEN     when set, sent as `Authorization: Bearer <token>` (bench/auth.sh)
 --
 -- Every response is checked: non-2xx, or a body without a JSON-RPC "result" (or with an
 -- "error"), counts as an error. done() prints one machine-readable BENCH line.
@@ -40,6 +41,10 @@ function init(args)
   }
   if hostport then
     base["Host"] = hostport
+  end
+  local token = os.getenv("BENCH_TOKEN")
+  if token and token ~= "" then
+    base["Authorization"] = "Bearer " .. token
   end
 
   if era == "2026-07-28" then

@@ -7,11 +7,11 @@
 //! revocations made by other instances, so a revoked grant stops working within seconds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use portcullis_oauth::ScopeSet;
 use portcullis_oauth::jwt::{self, Expectation, TokenError, VerifyingKey};
-use portcullis_oauth::{ScopeSet, secret};
 use portcullis_store::Store;
 
 use crate::Principal;
@@ -109,7 +109,9 @@ pub struct GuardConfig {
 
 #[derive(Debug, Clone)]
 struct Cached {
-    principal: Principal,
+    /// The whole token: a hit must match it byte for byte, not only its signature.
+    token: Box<str>,
+    principal: Arc<Principal>,
     exp: i64,
 }
 
@@ -119,7 +121,8 @@ pub struct Guard {
     pub config: GuardConfig,
     pub keys: Arc<KeySet>,
     pub revoked: Arc<RevocationList>,
-    cache: Mutex<HashMap<String, Cached>>,
+    /// Verified tokens keyed by their signature part, bounded by [`CACHE_MAX`].
+    cache: RwLock<HashMap<Box<str>, Cached>>,
 }
 
 impl Guard {
@@ -128,7 +131,7 @@ impl Guard {
             config,
             keys,
             revoked,
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -175,7 +178,7 @@ impl Guard {
         authorization: Option<&[u8]>,
         token_in_query: bool,
         now: i64,
-    ) -> Result<Principal, Challenge> {
+    ) -> Result<Arc<Principal>, Challenge> {
         let required = &self.config.required_scopes;
         if token_in_query {
             return Err(self.challenge(
@@ -225,13 +228,19 @@ impl Guard {
 
     /// Verifies a token: cached answers are reused until the token's `exp`, and every
     /// answer is checked against the revocation list.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Principal, GuardError> {
-        let key = secret::hash(token);
-        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            if hit.exp + LEEWAY_SECS <= now {
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Principal>, GuardError> {
+        // Keyed by the signature (Ed25519 signatures differ whenever the signed bytes do);
+        // a hit still compares the whole token, so a tampered payload never matches.
+        let key = token.rsplit('.').next().unwrap_or(token);
+        if let Some(hit) = self.cache.read().ok().and_then(|c| {
+            c.get(key)
+                .filter(|c| &*c.token == token)
+                .map(|c| (c.principal.clone(), c.exp))
+        }) {
+            if hit.1 + LEEWAY_SECS <= now {
                 return Err(GuardError::Token(TokenError::Expired));
             }
-            return self.not_revoked(hit.principal);
+            return self.not_revoked(hit.0);
         }
         let claims = self.keys.verify(
             token,
@@ -242,14 +251,14 @@ impl Guard {
                 leeway: LEEWAY_SECS,
             },
         )?;
-        let principal = Principal {
+        let principal = Arc::new(Principal {
             user: Some(claims.sub),
             client_id: Some(claims.client_id),
             scopes: ScopeSet::parse(&claims.scope)
                 .map_err(|_| GuardError::Token(TokenError::Malformed))?,
             grant_id: Some(claims.grant_id),
-        };
-        if let Ok(mut cache) = self.cache.lock() {
+        });
+        if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_MAX {
                 cache.retain(|_, c| c.exp + LEEWAY_SECS > now);
                 if cache.len() >= CACHE_MAX {
@@ -257,8 +266,9 @@ impl Guard {
                 }
             }
             cache.insert(
-                key,
+                key.into(),
                 Cached {
+                    token: token.into(),
                     principal: principal.clone(),
                     exp: claims.exp,
                 },
@@ -267,7 +277,7 @@ impl Guard {
         self.not_revoked(principal)
     }
 
-    fn not_revoked(&self, p: Principal) -> Result<Principal, GuardError> {
+    fn not_revoked(&self, p: Arc<Principal>) -> Result<Arc<Principal>, GuardError> {
         match &p.grant_id {
             Some(g) if self.revoked.contains(g) => Err(GuardError::Revoked),
             _ => Ok(p),

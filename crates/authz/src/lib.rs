@@ -41,6 +41,14 @@ impl Principal {
         }
     }
 
+    /// One shared anonymous principal, so unauthenticated requests allocate nothing.
+    pub fn shared_anonymous() -> Arc<Self> {
+        static ANONYMOUS: std::sync::OnceLock<Arc<Principal>> = std::sync::OnceLock::new();
+        ANONYMOUS
+            .get_or_init(|| Arc::new(Principal::anonymous()))
+            .clone()
+    }
+
     pub fn is_anonymous(&self) -> bool {
         self.user.is_none()
     }
@@ -84,9 +92,9 @@ impl AuthMode {
         authorization: Option<&[u8]>,
         token_in_query: bool,
         now: i64,
-    ) -> Result<Principal, guard::Challenge> {
+    ) -> Result<Arc<Principal>, guard::Challenge> {
         match self {
-            AuthMode::None => Ok(Principal::anonymous()),
+            AuthMode::None => Ok(Principal::shared_anonymous()),
             AuthMode::Bearer(g) => g.authenticate(authorization, token_in_query, now),
         }
     }

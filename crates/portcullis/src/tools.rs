@@ -29,15 +29,15 @@ impl Default for PortcullisTools {
     }
 }
 
-/// Reads the principal the guard put on the HTTP request.
-pub fn principal_of(parts: &http::request::Parts) -> Principal {
+/// Reads the principal the guard put on the HTTP request (shared, cheap to clone).
+pub fn principal_of(parts: &http::request::Parts) -> Arc<Principal> {
     // The gate inserts a principal on every request; a missing one means a request that
     // did not pass the gate, which must never be treated as more than anonymous.
     parts
         .extensions
-        .get::<Principal>()
+        .get::<Arc<Principal>>()
         .cloned()
-        .unwrap_or_else(Principal::anonymous)
+        .unwrap_or_else(Principal::shared_anonymous)
 }
 
 /// A tool argument that gives the handler the verified caller: `Caller(principal)`.
@@ -45,7 +45,14 @@ pub fn principal_of(parts: &http::request::Parts) -> Principal {
 /// rmcp's `Extension<http::request::Parts>` would clone every header and extension of
 /// the request on every call; this clones only the principal.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub Arc<Principal>);
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
+}
 
 impl<C: AsRequestContext> FromContextPart<C> for Caller {
     fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
@@ -54,7 +61,7 @@ impl<C: AsRequestContext> FromContextPart<C> for Caller {
             .extensions
             .get::<http::request::Parts>()
             .map(principal_of)
-            .unwrap_or_else(Principal::anonymous);
+            .unwrap_or_else(Principal::shared_anonymous);
         Ok(Caller(principal))
     }
 }
