@@ -18,7 +18,7 @@ use portcullis::host::{HostConfig, OriginPolicy, OriginRule};
 use portcullis::server::app_router;
 use portcullis::testing;
 use portcullis::tools::PortcullisTools;
-use portcullis_authz::server::{AsConfig, AuthServer, CimdPolicy};
+use portcullis_authz::server::{AsConfig, AuthServer, Bootstrap, CimdPolicy, ScopeInfo};
 use portcullis_oauth::jwt::{AccessClaims, SigningKey};
 use portcullis_store::Store;
 use serde_json::{Value, json};
@@ -33,6 +33,7 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 struct Env {
     router: Router,
     server: Arc<AuthServer>,
+    boot: Bootstrap,
 }
 
 async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
@@ -53,7 +54,7 @@ async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
     let store = Store::open(&format!("sqlite://{}", dir.join("portcullis.db").display()))
         .await
         .unwrap();
-    let (server, _) = AuthServer::start(config, store).await.unwrap();
+    let (server, boot) = AuthServer::start(config, store).await.unwrap();
     let host = HostConfig {
         policy: OriginPolicy {
             origins: vec![OriginRule::parse("http://localhost:6274").unwrap()],
@@ -62,7 +63,11 @@ async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
         ..HostConfig::default()
     };
     let (router, _) = app_router(host, Some(&server), PortcullisTools::new);
-    Env { router, server }
+    Env {
+        router,
+        server,
+        boot,
+    }
 }
 
 async fn env() -> Env {
@@ -116,6 +121,8 @@ async fn read(status: StatusCode, headers: HeaderMap, body: Body) -> Reply {
 #[derive(Default)]
 struct Browser {
     cookie: Option<String>,
+    /// Who logs in (username, password); alice when unset.
+    user: Option<(String, String)>,
 }
 
 impl Env {
@@ -207,6 +214,10 @@ impl Env {
         }
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         let (request, csrf) = (page.field("request"), page.field("csrf"));
+        let (user, password) = browser
+            .user
+            .clone()
+            .unwrap_or(("alice".into(), PASSWORD.into()));
         let after_login = self
             .form(
                 Some(browser),
@@ -214,8 +225,8 @@ impl Env {
                 &[
                     ("request", &request),
                     ("csrf", &csrf),
-                    ("username", "alice"),
-                    ("password", PASSWORD),
+                    ("username", &user),
+                    ("password", &password),
                 ],
             )
             .await;
@@ -295,8 +306,11 @@ impl Env {
 
     /// Client, login, consent, code: the tokens of a fresh grant.
     async fn tokens(&self) -> (String, Value) {
+        self.tokens_as(Browser::default()).await
+    }
+
+    async fn tokens_as(&self, mut b: Browser) -> (String, Value) {
         let client = self.client().await;
-        let mut b = Browser::default();
         let back = self.approve(&mut b, &authorize_query(&client, &[])).await;
         let code = back.param("code").unwrap();
         let t = self
@@ -1338,6 +1352,35 @@ async fn bad_metadata_documents_are_refused_with_the_reason() {
         .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
     assert!(ok.text.contains("Doc client"));
+    // Its only redirect is loopback: consent warns, and names the document's host.
+    let mut b = Browser::default();
+    let page = e
+        .authorize(
+            Some(&mut b),
+            &authorize_query(&format!("{base}/ok.json"), &[]),
+        )
+        .await;
+    let login = e
+        .login(
+            &mut b,
+            &page.field("request"),
+            &page.field("csrf"),
+            PASSWORD,
+        )
+        .await;
+    let consent = e
+        .get(Some(&mut b), login.headers["location"].to_str().unwrap())
+        .await;
+    assert!(
+        consent.text.contains("lists only local addresses"),
+        "{}",
+        consent.text
+    );
+    assert!(
+        consent.text.contains("(from 127.0.0.1)"),
+        "{}",
+        consent.text
+    );
     assert!(hits.load(Ordering::SeqCst) >= 6);
     // The redirect URI must be listed in the document.
     let r = e
@@ -1350,4 +1393,251 @@ async fn bad_metadata_documents_are_refused_with_the_reason() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+// ---------------------------------------------------------------- sessions
+
+#[tokio::test]
+async fn a_2025_session_is_usable_only_by_the_user_who_opened_it() {
+    let e = env().await;
+    portcullis_authz::server::create_user(
+        e.server.store(),
+        &ring::rand::SystemRandom::new(),
+        "bob",
+        "bob's long password",
+        false,
+    )
+    .await
+    .unwrap();
+    let (_, alice) = e.tokens().await;
+    let (_, bob) = e
+        .tokens_as(Browser {
+            cookie: None,
+            user: Some(("bob".into(), "bob's long password".into())),
+        })
+        .await;
+    let bearer = |t: &Value| format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": testing::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let req = testing::post()
+        .header("authorization", bearer(&alice))
+        .body(Body::from(init.to_string()))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let call = |token: String| {
+        testing::post()
+            .header("authorization", token)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", testing::LEGACY)
+            .body(Body::from(
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let stolen = e.router.clone().oneshot(call(bearer(&bob))).await.unwrap();
+    assert_eq!(
+        stolen.status(),
+        StatusCode::NOT_FOUND,
+        "bob cannot use alice's session"
+    );
+    let own = e
+        .router
+        .clone()
+        .oneshot(call(bearer(&alice)))
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::ACCEPTED, "alice can");
+    let anonymous = e
+        .router
+        .clone()
+        .oneshot(
+            testing::post()
+                .header("mcp-session-id", &session)
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        StatusCode::UNAUTHORIZED,
+        "and a session id alone is no credential"
+    );
+}
+
+// ---------------------------------------------------------------- accounts, consent, cookies
+
+#[tokio::test]
+async fn first_start_without_a_password_prints_a_one_time_setup_link() {
+    let e = env_with(|c| c.admin_password = None).await;
+    let Bootstrap::SetupLink(link) = &e.boot else {
+        panic!("expected a setup link, got {:?}", e.boot)
+    };
+    let path = link.strip_prefix(ISSUER).unwrap().to_owned();
+    let token = path.split("token=").nth(1).unwrap().to_owned();
+    assert_eq!(
+        e.get(None, "/setup?token=wrong").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let page = e.get(None, &path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let short = e
+        .form(
+            None,
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "root"),
+                ("password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.text.contains("at least 12 characters"));
+    let ok = e
+        .form(
+            None,
+            "/setup",
+            &[
+                ("token", &token),
+                ("username", "root"),
+                ("password", "a long enough password"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(
+        e.get(None, &path).await.status,
+        StatusCode::NOT_FOUND,
+        "the link works once"
+    );
+    assert!(
+        e.server
+            .store()
+            .user_by_name("root")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_admin
+    );
+}
+
+#[tokio::test]
+async fn a_new_scope_asks_again_for_only_what_is_new() {
+    let e = env_with(|c| {
+        c.scopes.push(ScopeInfo {
+            name: "notes:read",
+            description: "Read your notes",
+        })
+    })
+    .await;
+    let client = e.client().await;
+    let mut b = Browser::default();
+    let first = e.approve(&mut b, &authorize_query(&client, &[])).await;
+    assert!(first.param("code").is_some());
+    let again = e
+        .authorize(
+            Some(&mut b),
+            &authorize_query(&client, &[("scope", Some("mcp notes:read"))]),
+        )
+        .await;
+    let consent = e
+        .get(Some(&mut b), again.headers["location"].to_str().unwrap())
+        .await;
+    assert_eq!(consent.status, StatusCode::OK, "a new scope needs consent");
+    assert!(
+        consent.text.contains("It now also asks to"),
+        "{}",
+        consent.text
+    );
+    assert!(consent.text.contains("Read your notes"), "{}", consent.text);
+    let (new_part, old_part) = consent.text.split_once("Already allowed").unwrap();
+    assert!(new_part.contains("notes:read") && !new_part.contains("<code>mcp</code>"));
+    assert!(old_part.contains("<code>mcp</code>"));
+}
+
+#[tokio::test]
+async fn insufficient_scope_is_a_403_naming_the_scope() {
+    let e = env().await;
+    let key = SigningKey::from_pkcs8(
+        "k2",
+        &SigningKey::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap(),
+    )
+    .unwrap();
+    let guard = e.server.guard();
+    let mut keys = guard.keys.all();
+    keys.push(key.verifying_key());
+    guard.keys.replace(keys);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = AccessClaims {
+        iss: ISSUER.into(),
+        sub: "u".into(),
+        aud: vec![RESOURCE.into()],
+        client_id: "c".into(),
+        scope: "other".into(),
+        exp: now + 60,
+        iat: now,
+        nbf: None,
+        jti: "j".into(),
+        grant_id: "g".into(),
+    };
+    let r = e.mcp(Some(&key.sign(&claims))).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let h = www(&r);
+    assert!(h.contains("error=\"insufficient_scope\""), "{h}");
+    assert!(h.contains("scope=\"mcp\""), "{h}");
+    assert!(h.contains("resource_metadata="), "{h}");
+}
+
+#[tokio::test]
+async fn https_deployments_get_host_prefixed_secure_cookies() {
+    let dir = std::env::temp_dir().join(format!("portcullis-https-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut config = AsConfig::for_resource("https://mcp.example.com/mcp").unwrap();
+    config.master_key_file = dir.join("k");
+    config.admin_password = Some(PASSWORD.into());
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (server, _) = AuthServer::start(config, store).await.unwrap();
+    let router = server.router();
+    let reg =
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}).to_string();
+    let resp = router
+        .clone()
+        .oneshot(
+            Request::post("/oauth/register")
+                .header("content-type", "application/json")
+                .body(Body::from(reg))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let query = authorize_query(
+        body["client_id"].as_str().unwrap(),
+        &[("resource", Some("https://mcp.example.com/mcp"))],
+    );
+    let resp = router
+        .oneshot(
+            Request::get(format!("/oauth/authorize?{query}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-portcullis="), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
 }

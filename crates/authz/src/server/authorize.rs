@@ -604,8 +604,9 @@ pub(super) async fn consent_page(
             .unwrap_or(name);
         (name.to_owned(), d.to_owned())
     };
-    let new_scopes = requested
-        .missing(&ctx.already)
+    let new_scopes = ctx
+        .already
+        .missing(&requested)
         .iter()
         .map(describe)
         .collect();

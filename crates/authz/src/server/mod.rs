@@ -28,6 +28,7 @@ use portcullis_oauth::{OAuthError, ScopeSet};
 use portcullis_store::Store;
 use ring::rand::SystemRandom;
 
+pub use authorize::create_user;
 pub use cimd::CimdPolicy;
 pub use crypto::MasterKey;
 

@@ -14,12 +14,12 @@
 //!   session really ended is 204 (rmcp's 202 is logged as a failure by the Python SDK).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body::Frame;
 use http_body_util::BodyExt as _;
-use portcullis_authz::AuthMode;
+use portcullis_authz::{AuthMode, Principal};
 use rmcp::transport::streamable_http_server::SessionManager as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde::Deserialize;
@@ -55,6 +55,9 @@ pub struct Gate {
     inflight_ids: Mutex<HashSet<Arc<str>>>,
     tracker: Arc<InflightTracker>,
     sessions: Arc<LocalSessionManager>,
+    /// Who opened each 2025-era session: a session id is a handle, never a credential,
+    /// so a request naming another user's session is answered as if it did not exist.
+    owners: RwLock<HashMap<Arc<str>, Option<String>>>,
 }
 
 impl Gate {
@@ -73,6 +76,42 @@ impl Gate {
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
             sessions,
+            owners: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// False when `session` was opened by someone other than `principal`.
+    fn session_usable_by(&self, session: &str, principal: &Principal) -> bool {
+        match self.owners.read() {
+            Ok(owners) => owners
+                .get(session)
+                .is_none_or(|owner| *owner == principal.user),
+            Err(_) => false,
+        }
+    }
+
+    /// Records the owner of a session the response just opened, and forgets sessions
+    /// that ended (DELETE) or that rmcp no longer knows (404).
+    fn track_session(&self, requested: Option<&str>, response: &Response, principal: &Principal) {
+        let opened = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok());
+        match (requested, opened) {
+            (None, Some(new)) => {
+                if let Ok(mut owners) = self.owners.write() {
+                    owners.insert(Arc::from(new), principal.user.clone());
+                }
+            }
+            (Some(old), _)
+                if response.status() == StatusCode::NOT_FOUND
+                    || response.status() == StatusCode::NO_CONTENT =>
+            {
+                if let Ok(mut owners) = self.owners.write() {
+                    owners.remove(old);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -269,15 +308,41 @@ where
         .headers
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    match gate
+    let principal = match gate
         .auth
         .authenticate(authorization, token_in_query, unix_now())
     {
-        Ok(principal) => {
-            parts.extensions.insert(principal);
-        }
+        Ok(principal) => principal,
         Err(challenge) => return challenge_response(challenge),
+    };
+    parts.extensions.insert(principal.clone());
+    let requested_session = session_header(&parts.headers).map(str::to_owned);
+    if let Some(session) = &requested_session
+        && !gate.session_usable_by(session, &principal)
+    {
+        tracing::warn!("request named a session opened by another user; refused");
+        return no_such_session();
     }
+    let response = route(&gate, parts, body, next).await;
+    if requested_session.is_some() || response.headers().contains_key("mcp-session-id") {
+        gate.track_session(requested_session.as_deref(), &response, &principal);
+    }
+    response
+}
+
+/// What the gate does with an authenticated request.
+async fn route<S, B>(
+    gate: &Arc<Gate>,
+    parts: http::request::Parts,
+    body: Body,
+    next: Next<S>,
+) -> Response
+where
+    S: tower::Service<Request, Response = http::Response<B>, Error = Infallible>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let gate = gate.clone();
 
     if parts.method == Method::DELETE {
         return end_session(&gate, Request::from_parts(parts, body), next).await;
@@ -396,12 +461,7 @@ where
             .await
             .unwrap_or(false);
         if !known {
-            return jsonrpc_error(
-                StatusCode::NOT_FOUND,
-                None,
-                INVALID_REQUEST,
-                "no such session (it ended or expired); start a new one with initialize",
-            );
+            return no_such_session();
         }
     }
     let mut response = next.run(request).await;
@@ -409,6 +469,15 @@ where
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
+}
+
+fn no_such_session() -> Response {
+    jsonrpc_error(
+        StatusCode::NOT_FOUND,
+        None,
+        INVALID_REQUEST,
+        "no such session (it ended or expired); start a new one with initialize",
+    )
 }
 
 /// The 2025-era session id a request names, if any.
