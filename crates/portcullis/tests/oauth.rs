@@ -1641,3 +1641,63 @@ async fn https_deployments_get_host_prefixed_secure_cookies() {
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
 }
+
+#[tokio::test]
+async fn the_redirect_uri_is_repeated_at_the_token_endpoint_only_when_it_was_sent() {
+    let e = env().await;
+    let client = e.client().await;
+    let mut b = Browser::default();
+    // Sent on the authorization request: must come back, unchanged.
+    let code = e
+        .approve(&mut b, &authorize_query(&client, &[]))
+        .await
+        .param("code")
+        .unwrap();
+    let pairs = |code: &str, redirect: Option<&'static str>| {
+        let mut p = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code.to_owned()),
+            ("code_verifier", VERIFIER.to_owned()),
+            ("client_id", client.clone()),
+        ];
+        if let Some(r) = redirect {
+            p.push(("redirect_uri", r.to_owned()));
+        }
+        p
+    };
+    let send = |p: Vec<(&'static str, String)>| {
+        let e = &e;
+        async move {
+            e.token(&p.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>())
+                .await
+        }
+    };
+    let missing = send(pairs(&code, None)).await;
+    assert_eq!(missing.json()["error"], "invalid_request");
+    let other = send(pairs(&code, Some("http://127.0.0.1:1/other"))).await;
+    assert_eq!(other.json()["error"], "invalid_grant");
+    // Left out of the authorization request (one registered URI): may be left out here too.
+    let back = e
+        .approve(&mut b, &authorize_query(&client, &[("redirect_uri", None)]))
+        .await;
+    assert!(
+        back.location().unwrap().as_str().starts_with(REDIRECT),
+        "sent to the registered URI"
+    );
+    let ok = send(pairs(&back.param("code").unwrap(), None)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+}
+
+#[tokio::test]
+async fn registration_stops_at_the_global_cap_with_a_retryable_error() {
+    let e = env_with(|c| c.max_clients = 1).await;
+    e.client().await;
+    let r = e
+        .register(json!({"client_name": "second", "redirect_uris": ["http://127.0.0.1/cb"]}))
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["error"], "temporarily_unavailable");
+    // A client registering again with identical metadata still gets its existing id.
+    let same = e.register(json!({"client_name": "Test client", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})).await;
+    assert_eq!(same.status, StatusCode::CREATED, "{}", same.text);
+}

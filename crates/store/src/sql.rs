@@ -282,16 +282,10 @@ impl Store {
         row: &ClientRow,
         dedup_key: Option<&str>,
     ) -> Result<ClientRow> {
-        if let Some(key) = dedup_key {
-            let existing = sqlx::query(
-                "SELECT client_id, settings, secret_hash, created_at, last_used_at FROM clients WHERE dedup_key = $1",
-            )
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(r) = existing {
-                return client_from(&r);
-            }
+        if let Some(key) = dedup_key
+            && let Some(existing) = self.client_by_dedup_key(key).await?
+        {
+            return Ok(existing);
         }
         sqlx::query(
             "INSERT INTO clients (client_id, kind, settings, secret_hash, dedup_key, created_at, last_used_at)
@@ -307,11 +301,20 @@ impl Store {
         Ok(row.clone())
     }
 
+    /// The public client registered with exactly these settings, if any.
+    pub async fn client_by_dedup_key(&self, key: &str) -> Result<Option<ClientRow>> {
+        self.client_where("dedup_key", key).await
+    }
+
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>> {
-        let row = sqlx::query(
-            "SELECT client_id, settings, secret_hash, created_at, last_used_at FROM clients WHERE client_id = $1",
-        )
-        .bind(client_id)
+        self.client_where("client_id", client_id).await
+    }
+
+    async fn client_where(&self, column: &'static str, value: &str) -> Result<Option<ClientRow>> {
+        let row = sqlx::query(&format!(
+            "SELECT client_id, settings, secret_hash, created_at, last_used_at FROM clients WHERE {column} = $1"
+        ))
+        .bind(value)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(client_from).transpose()

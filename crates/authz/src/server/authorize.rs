@@ -37,6 +37,9 @@ const REQUEST_TTL: i64 = 600;
 struct Pending {
     client_id: String,
     redirect_uri: String,
+    /// Whether the request named the redirect URI (then the token request must repeat it).
+    #[serde(default)]
+    redirect_given: bool,
     state: Option<String>,
     code_challenge: String,
     scopes: String,
@@ -328,7 +331,7 @@ fn validate_request(
     s: &AuthServer,
     form: &[(String, String)],
     _client: &Client,
-    _redirect_uri: &str,
+    redirect_uri: &str,
 ) -> Result<Pending, OAuthError> {
     match single(form, "response_type")? {
         Some("code") => {}
@@ -368,7 +371,8 @@ fn validate_request(
         .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?;
     Ok(Pending {
         client_id: single(form, "client_id")?.unwrap_or_default().to_owned(),
-        redirect_uri: _redirect_uri.to_owned(),
+        redirect_uri: redirect_uri.to_owned(),
+        redirect_given: single(form, "redirect_uri")?.is_some(),
         state: single(form, "state")?.map(str::to_owned),
         code_challenge: challenge.as_str().to_owned(),
         scopes: s.config.grantable(&requested).to_string(),
@@ -711,7 +715,13 @@ async fn issue_code(s: &AuthServer, user_id: &str, p: &Pending, now: i64) -> Res
     let new_code = NewCode {
         code_hash: &code_hash,
         grant_id: &grant_id,
-        redirect_uri: &p.redirect_uri,
+        // Empty when the request left it out: the token request may then leave it out too
+        // (OAuth 2.1 section 4.1.3).
+        redirect_uri: if p.redirect_given {
+            &p.redirect_uri
+        } else {
+            ""
+        },
         code_challenge: &p.code_challenge,
         expires_at: now + s.config.code_ttl,
     };

@@ -67,15 +67,27 @@ impl AuthServer {
             )
         })?;
         let settings = client::validate(&meta, Source::Registration)?;
-        if self.store.count_clients().await.map_err(internal)? >= self.config.max_clients {
+        let settings_json = serde_json::to_string(&settings).map_err(internal)?;
+        let public = settings.token_endpoint_auth_method == TokenAuthMethod::None;
+        // A public client holds nothing secret, so identical registrations can share one id.
+        let dedup = public.then(|| format!("{:x}", Sha256::digest(settings_json.as_bytes())));
+        let existing = match &dedup {
+            Some(key) => self
+                .store
+                .client_by_dedup_key(key)
+                .await
+                .map_err(internal)?,
+            None => None,
+        };
+        if existing.is_none()
+            && self.store.count_clients().await.map_err(internal)? >= self.config.max_clients
+        {
             tracing::warn!("client registration refused: the registered-client cap is reached");
             return Err(OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
                 "this server has reached its limit of registered clients; try again later",
             ));
         }
-        let settings_json = serde_json::to_string(&settings).map_err(internal)?;
-        let public = settings.token_endpoint_auth_method == TokenAuthMethod::None;
         let (secret_value, secret_hash) = if public {
             (None, None)
         } else {
@@ -92,13 +104,14 @@ impl AuthServer {
             created_at: now,
             last_used_at: None,
         };
-        // A public client holds nothing secret, so identical registrations can share one id.
-        let dedup = public.then(|| format!("{:x}", Sha256::digest(settings_json.as_bytes())));
-        let stored = self
-            .store
-            .register_client(&row, dedup.as_deref())
-            .await
-            .map_err(internal)?;
+        let stored = match existing {
+            Some(c) => c,
+            None => self
+                .store
+                .register_client(&row, dedup.as_deref())
+                .await
+                .map_err(internal)?,
+        };
         let mut out = serde_json::json!({
             "client_id": stored.client_id,
             "client_id_issued_at": stored.created_at,

@@ -139,6 +139,7 @@ impl AuthServer {
             ));
         }
         match redirect_uri {
+            _ if stored_redirect.is_empty() => {}
             Some(r) if r == stored_redirect => {}
             Some(_) => {
                 return Err(OAuthError::invalid_grant(
