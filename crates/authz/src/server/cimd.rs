@@ -359,6 +359,51 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_stale_copy_serves_while_refetches_fail_for_a_week() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/doc.json",
+            listener.local_addr().unwrap().port()
+        );
+        let body = serde_json::json!({"client_id": url, "client_name": "Doc", "redirect_uris": ["http://127.0.0.1/cb"]}).to_string();
+        let server = tokio::spawn(async move {
+            // One answer, then the listener is gone and every later fetch fails.
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 2048];
+            let _ = sock.read(&mut buf).await.unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=120\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            sock.write_all(head.as_bytes()).await.unwrap();
+            sock.write_all(body.as_bytes()).await.unwrap();
+        });
+        let f = CimdFetcher::new(CimdPolicy {
+            allow_loopback: true,
+            extra_roots: None,
+        })
+        .unwrap();
+        assert_eq!(
+            f.get(&url, 1_000).await.unwrap().client_name.as_deref(),
+            Some("Doc")
+        );
+        server.await.unwrap();
+        assert!(
+            f.get(&url, 1_100).await.is_ok(),
+            "fresh for max-age: no fetch"
+        );
+        assert!(
+            f.get(&url, 1_000 + 86_400).await.is_ok(),
+            "stale copy while the refetch fails"
+        );
+        assert!(
+            f.get(&url, 1_000 + MAX_STALE + 1).await.is_err(),
+            "but not forever"
+        );
+    }
+
     #[test]
     fn cache_headers() {
         let mut h = http::HeaderMap::new();
