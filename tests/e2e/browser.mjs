@@ -30,6 +30,7 @@ export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
     await page.waitForSelector('button[value=approve]', { timeout: 10000 });
     const consentText = await page.textContent('main');
     if (!/Allow/.test(consentText)) throw new Error(`consent page did not ask: ${consentText}`);
+    if ((await page.locator('.scopes li').count()) === 0) throw new Error(`consent page lists no scopes: ${consentText}`);
     await page.click('button[value=approve]');
     return new URL((await callback).url());
   } finally {

@@ -886,8 +886,7 @@ pub(super) async fn setup(
         *t = None;
     }
     tracing::info!(user = %f.username, "admin account created through the setup link");
-    pages::error(
-        StatusCode::OK,
+    pages::notice(
         "Admin account created",
         "You can now sign in from any MCP client you connect to this server.",
         "This setup link no longer works.",

@@ -37,6 +37,8 @@ pub(super) struct ErrorPage<'a> {
     pub title: &'a str,
     pub message: &'a str,
     pub hint: &'a str,
+    /// A success notice rather than an error.
+    pub done: bool,
 }
 
 #[derive(Template)]
@@ -91,6 +93,20 @@ pub(super) fn error(status: StatusCode, title: &str, message: &str, hint: &str) 
             title,
             message,
             hint,
+            done: false,
+        },
+    )
+}
+
+/// A page saying a step succeeded.
+pub(super) fn notice(title: &str, message: &str, hint: &str) -> Response {
+    page(
+        StatusCode::OK,
+        &ErrorPage {
+            title,
+            message,
+            hint,
+            done: true,
         },
     )
 }
