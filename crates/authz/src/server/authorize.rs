@@ -297,7 +297,10 @@ pub(super) async fn authorize(
     let Some(request_id) = secret::generate(&s.rng) else {
         return server_error_page("random source failed");
     };
-    let params = serde_json::to_string(&pending).unwrap_or_default();
+    let params = match serde_json::to_string(&pending) {
+        Ok(p) => p,
+        Err(e) => return server_error_page(e),
+    };
     if let Err(e) = s
         .store
         .put_auth_request(
@@ -330,7 +333,7 @@ pub(super) async fn authorize(
 fn validate_request(
     s: &AuthServer,
     form: &[(String, String)],
-    _client: &Client,
+    client: &Client,
     redirect_uri: &str,
 ) -> Result<Pending, OAuthError> {
     match single(form, "response_type")? {
@@ -370,7 +373,7 @@ fn validate_request(
     let requested = ScopeSet::parse(single(form, "scope")?.unwrap_or(""))
         .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.to_string()))?;
     Ok(Pending {
-        client_id: single(form, "client_id")?.unwrap_or_default().to_owned(),
+        client_id: client.id.clone(),
         redirect_uri: redirect_uri.to_owned(),
         redirect_given: single(form, "redirect_uri")?.is_some(),
         state: single(form, "state")?.map(str::to_owned),
