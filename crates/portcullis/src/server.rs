@@ -21,7 +21,7 @@ use portcullis_authz::server::{AuthServer, Bootstrap};
 use portcullis_store::Store;
 
 use crate::config::{AuthPlan, ServeArgs, ServeConfig};
-use crate::host::{HostConfig, HostHandle, cors, mcp_router};
+use crate::host::{CorsLayer, HostConfig, HostHandle, mcp_router};
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -171,10 +171,7 @@ where
     if let Some(server) = auth {
         router = router.merge(server.router());
     }
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        host.policy.clone(),
-        cors,
-    ));
+    let router = router.layer(CorsLayer::new(host.policy.clone()));
     (router, handle)
 }
 

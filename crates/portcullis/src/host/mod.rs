@@ -19,7 +19,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-pub use cors::cors;
+pub use cors::CorsLayer;
 pub use gate::{Gate, InflightTracker};
 pub use origin::{OriginPolicy, OriginRule};
 
