@@ -34,6 +34,7 @@ struct Env {
     router: Router,
     server: Arc<AuthServer>,
     boot: Bootstrap,
+    dir: std::path::PathBuf,
 }
 
 async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
@@ -67,6 +68,13 @@ async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
         router,
         server,
         boot,
+        dir,
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -1700,4 +1708,58 @@ async fn registration_stops_at_the_global_cap_with_a_retryable_error() {
     // A client registering again with identical metadata still gets its existing id.
     let same = e.register(json!({"client_name": "Test client", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})).await;
     assert_eq!(same.status, StatusCode::CREATED, "{}", same.text);
+}
+
+#[tokio::test]
+async fn the_database_holds_no_code_token_or_password_in_the_clear() {
+    let e = env().await;
+    let client = e.client().await;
+    let mut b = Browser::default();
+    let code = e
+        .approve(&mut b, &authorize_query(&client, &[]))
+        .await
+        .param("code")
+        .unwrap();
+    let t = e.exchange(&code, &client).await.json();
+    let r = e
+        .refresh(t["refresh_token"].as_str().unwrap(), &client)
+        .await
+        .json();
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&e.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("portcullis.db")
+        {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(bytes.len() > 4096, "the database files were read");
+    let cookie = b.cookie.clone().unwrap();
+    let session = cookie.split('=').nth(1).unwrap().to_owned();
+    let secrets = [
+        ("code", code),
+        (
+            "access token",
+            t["access_token"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "refresh token",
+            t["refresh_token"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "rotated refresh token",
+            r["refresh_token"].as_str().unwrap().to_owned(),
+        ),
+        ("browser session", session),
+        ("password", PASSWORD.to_owned()),
+    ];
+    for (what, value) in secrets {
+        let found = bytes.windows(value.len()).any(|w| w == value.as_bytes());
+        assert!(!found, "the {what} is stored in the clear");
+    }
 }
