@@ -3,7 +3,8 @@
 use crate::error::{ErrorCode, OAuthError};
 use crate::scope::ScopeSet;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` output names the grant but never the code, verifier or refresh token.
+#[derive(Clone, PartialEq, Eq)]
 pub enum TokenRequest {
     AuthorizationCode {
         code: String,
@@ -16,6 +17,29 @@ pub enum TokenRequest {
         scope: Option<ScopeSet>,
         resource: Option<String>,
     },
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AuthorizationCode {
+                redirect_uri,
+                resource,
+                ..
+            } => f
+                .debug_struct("AuthorizationCode")
+                .field("redirect_uri", redirect_uri)
+                .field("resource", resource)
+                .finish_non_exhaustive(),
+            Self::RefreshToken {
+                scope, resource, ..
+            } => f
+                .debug_struct("RefreshToken")
+                .field("scope", scope)
+                .field("resource", resource)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// A form body as name/value pairs, in order, duplicates kept so they can be refused.
@@ -98,6 +122,15 @@ mod tests {
         .unwrap();
         assert!(
             matches!(r, TokenRequest::RefreshToken { scope: Some(ref s), .. } if s.to_string() == "a b")
+        );
+        let secret = TokenRequest::parse(&form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "s3cret"),
+        ]))
+        .unwrap();
+        assert!(
+            !format!("{secret:?}").contains("s3cret"),
+            "Debug redacts the token"
         );
         let e = TokenRequest::parse(&form(&[("grant_type", "password")])).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnsupportedGrantType);

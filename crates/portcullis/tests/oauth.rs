@@ -1763,3 +1763,48 @@ async fn the_database_holds_no_code_token_or_password_in_the_clear() {
         assert!(!found, "the {what} is stored in the clear");
     }
 }
+
+#[tokio::test]
+async fn denying_consent_sends_access_denied_back_with_state_and_iss() {
+    let e = env().await;
+    let client = e.client().await;
+    let mut b = Browser::default();
+    let page = e
+        .authorize(Some(&mut b), &authorize_query(&client, &[]))
+        .await;
+    let request = page.field("request");
+    let login = e
+        .login(&mut b, &request, &page.field("csrf"), PASSWORD)
+        .await;
+    let consent = e
+        .get(Some(&mut b), login.headers["location"].to_str().unwrap())
+        .await;
+    let csrf = consent.field("csrf");
+    let denied = e
+        .form(
+            Some(&mut b),
+            "/oauth/consent",
+            &[("request", &request), ("csrf", &csrf), ("decision", "deny")],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::SEE_OTHER);
+    assert!(denied.location().unwrap().as_str().starts_with(REDIRECT));
+    assert_eq!(denied.param("error").as_deref(), Some("access_denied"));
+    assert_eq!(denied.param("state").as_deref(), Some("st-1"));
+    assert_eq!(denied.param("iss").as_deref(), Some(ISSUER));
+    assert!(denied.param("code").is_none());
+    // The request is finished: approving it afterwards does nothing.
+    let late = e
+        .form(
+            Some(&mut b),
+            "/oauth/consent",
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(late.status, StatusCode::BAD_REQUEST);
+    assert!(late.headers.get("location").is_none());
+}

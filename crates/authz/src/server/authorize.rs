@@ -394,7 +394,7 @@ fn consent_redirect(request_id: &str) -> Response {
 
 // ---------- POST /oauth/login ----------
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(super) struct LoginForm {
     #[serde(default)]
     request: String,
@@ -405,6 +405,19 @@ pub(super) struct LoginForm {
     #[serde(default)]
     password: String,
 }
+
+/// Debug output of the forms that carry a password (or a setup token) leaves them out.
+macro_rules! redacted_debug {
+    ($t:ty, $($field:ident),*) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($t))$(.field(stringify!($field), &self.$field))*.finish_non_exhaustive()
+            }
+        }
+    };
+}
+redacted_debug!(LoginForm, username);
+redacted_debug!(SetupForm, username);
 
 fn expired_page() -> Response {
     pages::error(
@@ -858,7 +871,7 @@ pub(super) async fn setup_page(
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub(super) struct SetupForm {
     #[serde(default)]
     token: String,

@@ -20,6 +20,8 @@ const HMAC_LABEL: &str = "portcullis hmac secret v1";
 pub(super) struct KeyRing {
     master: MasterKey,
     active: RwLock<Arc<SigningKey>>,
+    /// When the active key was made (Unix seconds), for scheduled rotation.
+    active_since: std::sync::atomic::AtomicI64,
     public: Arc<KeySet>,
     hmac: hmac::Key,
 }
@@ -57,17 +59,20 @@ impl KeyRing {
 
         let rows = store.signing_keys().await?;
         let current = rows.iter().rev().find(|r| r.retired_at.is_none());
-        let active = match current {
-            Some(row) if row.created_at + config.key_rotation > now => open_key(&master, row)?,
+        let (active, since) = match current {
+            Some(row) if row.created_at + config.key_rotation > now => {
+                (open_key(&master, row)?, row.created_at)
+            }
             _ => {
                 let key = new_key(&master, store, rng, now).await?;
                 tracing::info!(kid = key.kid(), "signing key created");
-                key
+                (key, now)
             }
         };
         let ring = Self {
             master,
             active: RwLock::new(Arc::new(active)),
+            active_since: std::sync::atomic::AtomicI64::new(since),
             public,
             hmac,
         };
@@ -84,10 +89,33 @@ impl KeyRing {
         now: i64,
     ) -> Result<(), StartError> {
         let key = new_key(&self.master, store, rng, now).await?;
+        tracing::info!(
+            kid = key.kid(),
+            "signing key rotated; the previous key stays published until its tokens expire"
+        );
         if let Ok(mut a) = self.active.write() {
             *a = Arc::new(key);
         }
+        self.active_since
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         self.publish(store, config, now).await
+    }
+
+    /// Rotates when the active key is older than the configured rotation period, and
+    /// drops retired keys whose tokens have all expired.
+    pub(super) async fn upkeep(
+        &self,
+        store: &Store,
+        rng: &SystemRandom,
+        config: &AsConfig,
+        now: i64,
+    ) -> Result<(), StartError> {
+        if self.active_since.load(std::sync::atomic::Ordering::Relaxed) + config.key_rotation <= now
+        {
+            self.rotate(store, rng, config, now).await
+        } else {
+            self.publish(store, config, now).await
+        }
     }
 
     async fn publish(&self, store: &Store, config: &AsConfig, now: i64) -> Result<(), StartError> {

@@ -289,6 +289,9 @@ impl AuthServer {
                 if let Err(e) = me.store.purge_expired(now).await {
                     tracing::warn!(error = %e, "could not purge expired authorization state");
                 }
+                if let Err(e) = me.keys.upkeep(&me.store, &me.rng, &me.config, now).await {
+                    tracing::warn!(error = %e, "could not rotate or prune signing keys");
+                }
             }
         });
     }
