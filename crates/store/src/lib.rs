@@ -3,8 +3,10 @@
 //!
 //! One SQL implementation serves every backend through sqlx's `Any` driver; the queries
 //! are written in the SQL that SQLite and PostgreSQL share (`$n` parameters, `RETURNING`,
-//! `ON CONFLICT`), and each backend has its own migrations only where DDL differs. The
-//! shared test suite (`tests/store.rs`) is what proves each query on each backend.
+//! `ON CONFLICT`), and one set of migrations serves both (`migrations/`; binary columns are
+//! the only DDL that differs). The shared test suite (`tests/store.rs`)
+//! runs every contract on SQLite (file and memory) and on PostgreSQL. PostgreSQL works as a
+//! store today; running several instances on it is the scale-out issue's work.
 //!
 //! Contracts worth knowing before calling:
 //! - Only hashes of codes, refresh tokens and session ids come in; this crate never sees

@@ -4,8 +4,25 @@ use crate::{Result, StoreError};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_auth.sql"))];
+/// Migrations, in order. They are written in the SQL both backends accept; the one DDL
+/// difference (binary columns: `BLOB` in SQLite, `BYTEA` in PostgreSQL) is applied by
+/// [`Dialect::ddl`].
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_auth.sql"))];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn ddl(self, sql: &str) -> String {
+        match self {
+            Dialect::Sqlite => sql.to_owned(),
+            Dialect::Postgres => sql.replace("BLOB", "BYTEA"),
+        }
+    }
+}
 
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
@@ -156,6 +173,15 @@ impl Store {
     /// `sqlite://PATH` is supported; `sqlite::memory:` gives a private in-memory database.
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await?;
+            let store = Self { pool };
+            store.migrate(Dialect::Postgres).await?;
+            return Ok(store);
+        }
         let (url, max) = if url.starts_with("sqlite::memory:") {
             // Each connection to :memory: is its own database: keep exactly one.
             (url.to_owned(), 1)
@@ -186,11 +212,16 @@ impl Store {
             .connect(&url)
             .await?;
         let store = Self { pool };
-        store.migrate(SQLITE_MIGRATIONS).await?;
+        store.migrate(Dialect::Sqlite).await?;
         Ok(store)
     }
 
-    async fn migrate(&self, migrations: &[(i64, &str)]) -> Result<()> {
+    /// Closes the connections (tests drop their databases afterwards).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrate(&self, dialect: Dialect) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -201,9 +232,9 @@ impl Store {
             .await?
             .try_get("v")?;
         let done = done.unwrap_or(0);
-        for (version, sql) in migrations.iter().filter(|(v, _)| *v > done) {
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > done) {
             let mut tx = self.pool.begin().await?;
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::raw_sql(&dialect.ddl(sql)).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO portcullis_schema (version, applied_at) VALUES ($1, 0)")
                 .bind(*version)
                 .execute(&mut *tx)

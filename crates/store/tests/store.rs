@@ -1,5 +1,7 @@
-//! The shared store suite: every backend must pass it. Today it runs on SQLite (a file
-//! in a temporary directory and the in-memory form); PostgreSQL joins with its backend.
+//! The shared store suite: every backend must pass it: SQLite (a file in a temporary
+//! directory, and the in-memory form) and PostgreSQL (a fresh database per test on the
+//! server named by PORTCULLIS_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/test;
+//! `off` skips it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use portcullis_store::*;
@@ -12,13 +14,58 @@ async fn backends() -> Vec<(String, Store)> {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = format!("sqlite://{}", dir.join("t.db").display());
-    vec![
+    let mut all = vec![
         (file.clone(), Store::open(&file).await.unwrap()),
         (
             "sqlite::memory:".into(),
             Store::open("sqlite::memory:").await.unwrap(),
         ),
-    ]
+    ];
+    if let Some(url) = fresh_postgres().await {
+        all.push((url.clone(), Store::open(&url).await.unwrap()));
+    }
+    all
+}
+
+fn postgres_admin() -> Option<String> {
+    let url = std::env::var("PORTCULLIS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    (url != "off").then_some(url)
+}
+
+/// Creates an empty database for one test and returns its URL.
+async fn fresh_postgres() -> Option<String> {
+    use sqlx::Connection as _;
+    let admin = postgres_admin()?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin} is not reachable ({e}); start it, or set PORTCULLIS_TEST_POSTGRES=off to skip it")
+    });
+    let name = format!("portcullis_store_{}_{}", std::process::id(), rand_suffix());
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+}
+
+/// Closes every store and drops the PostgreSQL test database.
+async fn finish(backends: Vec<(String, Store)>) {
+    use sqlx::Connection as _;
+    for (url, store) in backends {
+        store.close().await;
+        if url.starts_with("postgres") {
+            let name = url.rsplit_once('/').unwrap().1;
+            let mut conn = sqlx::AnyConnection::connect(&postgres_admin().unwrap())
+                .await
+                .unwrap();
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
 }
 
 fn rand_suffix() -> u128 {
@@ -43,7 +90,9 @@ fn grant(id: &str) -> Grant {
 
 #[tokio::test]
 async fn codes_are_spent_once_and_a_replay_names_the_grant() {
-    for (name, s) in backends().await {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
         let code = NewCode {
             code_hash: "h1",
             grant_id: "g1",
@@ -84,11 +133,14 @@ async fn codes_are_spent_once_and_a_replay_names_the_grant() {
         );
         assert!(s.revoked_grants_since(153, 160).await.unwrap().is_empty());
     }
+    finish(all).await;
 }
 
 #[tokio::test]
 async fn refresh_rotates_once_under_a_race() {
-    for (name, s) in backends().await {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
         s.create_grant_with_code(
             &grant("g2"),
             &NewCode {
@@ -134,11 +186,14 @@ async fn refresh_rotates_once_under_a_race() {
             RefreshUse::Unknown
         );
     }
+    finish(all).await;
 }
 
 #[tokio::test]
 async fn users_clients_consents_sessions_and_secrets() {
-    for (name, s) in backends().await {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
         let u = User {
             id: "u1".into(),
             username: "alice".into(),
@@ -220,4 +275,5 @@ async fn users_clients_consents_sessions_and_secrets() {
             "{name}: first writer wins"
         );
     }
+    finish(all).await;
 }
