@@ -1808,3 +1808,62 @@ async fn denying_consent_sends_access_denied_back_with_state_and_iss() {
     assert_eq!(late.status, StatusCode::BAD_REQUEST);
     assert!(late.headers.get("location").is_none());
 }
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
+    // In-process requests have no peer address (0.0.0.0): make that the trusted proxy.
+    let e = env_with(|c| c.trusted_proxies = vec!["0.0.0.0".parse().unwrap()]).await;
+    let register = |ip: &'static str| {
+        let e = &e;
+        async move {
+            e.send(
+                None,
+                Request::post("/oauth/register")
+                    .header("content-type", "application/json")
+                    .header("x-forwarded-for", format!("203.0.113.9, {ip}")),
+                Body::from(
+                    json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+                        .to_string(),
+                ),
+            )
+            .await
+            .status
+        }
+    };
+    for _ in 0..30 {
+        assert_eq!(register("192.0.2.1").await, StatusCode::CREATED);
+    }
+    assert_eq!(
+        register("192.0.2.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "limited per forwarded address"
+    );
+    assert_eq!(
+        register("192.0.2.2").await,
+        StatusCode::CREATED,
+        "another client behind the proxy is not"
+    );
+
+    // Without a trusted proxy the header is ignored: everyone shares the peer's budget.
+    let plain = env().await;
+    for i in 0..31 {
+        let r = plain
+            .send(
+                None,
+                Request::post("/oauth/register")
+                    .header("content-type", "application/json")
+                    .header("x-forwarded-for", format!("198.51.100.{i}")),
+                Body::from(
+                    json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+                        .to_string(),
+                ),
+            )
+            .await;
+        let expected = if i < 30 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(r.status, expected, "request {i}");
+    }
+}

@@ -60,7 +60,7 @@ async fn finish(backends: Vec<(String, Store)>) {
             let mut conn = sqlx::AnyConnection::connect(&postgres_admin().unwrap())
                 .await
                 .unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut conn)
                 .await
                 .unwrap();

@@ -349,8 +349,9 @@ impl AuthServer {
             .with_state(self.clone())
     }
 
-    /// The address a request came from: the peer, or the first hop of `X-Forwarded-For`
-    /// when the peer is a configured proxy.
+    /// The address a request came from: the peer, or, when the peer is a configured proxy,
+    /// the last `X-Forwarded-For` entry (the address that proxy saw; earlier entries are
+    /// whatever the client chose to send).
     fn client_ip(&self, peer: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> IpAddr {
         let peer = peer.map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         if self.config.trusted_proxies.contains(&peer) {
