@@ -16,8 +16,10 @@
 //!   never both win, and the loser learns which grant to revoke.
 //! - Times are Unix seconds, passed in by the caller.
 
+mod notes;
 mod sql;
 
+pub use notes::{Note, NoteHit, NotesAfter, search_terms};
 pub use sql::*;
 
 /// What went wrong in the store. The message is for the log; callers map it to a generic

@@ -4,22 +4,45 @@ use crate::{Result, StoreError};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-/// Migrations, in order. They are written in the SQL both backends accept; the one DDL
-/// difference (binary columns: `BLOB` in SQLite, `BYTEA` in PostgreSQL) is applied by
+/// A migration: one script for both backends, or one per backend where they differ
+/// (full-text search). Shared scripts are written in the SQL both accept; the one small
+/// difference, binary columns (`BLOB` in SQLite, `BYTEA` in PostgreSQL), is applied by
 /// [`Dialect::ddl`].
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_auth.sql"))];
+enum Migration {
+    Shared(&'static str),
+    PerBackend {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+}
+
+const MIGRATIONS: &[(i64, Migration)] = &[
+    (
+        1,
+        Migration::Shared(include_str!("../migrations/0001_auth.sql")),
+    ),
+    (
+        2,
+        Migration::PerBackend {
+            sqlite: include_str!("../migrations/0002_notes_sqlite.sql"),
+            postgres: include_str!("../migrations/0002_notes_postgres.sql"),
+        },
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }
 
 impl Dialect {
-    fn ddl(self, sql: &str) -> String {
-        match self {
-            Dialect::Sqlite => sql.to_owned(),
-            Dialect::Postgres => sql.replace("BLOB", "BYTEA"),
+    fn ddl(self, m: &Migration) -> String {
+        match (self, m) {
+            (Dialect::Sqlite, Migration::Shared(sql)) => (*sql).to_owned(),
+            (Dialect::Postgres, Migration::Shared(sql)) => sql.replace("BLOB", "BYTEA"),
+            (Dialect::Sqlite, Migration::PerBackend { sqlite, .. }) => (*sqlite).to_owned(),
+            (Dialect::Postgres, Migration::PerBackend { postgres, .. }) => (*postgres).to_owned(),
         }
     }
 }
@@ -27,7 +50,8 @@ impl Dialect {
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,8 +202,11 @@ impl Store {
                 .max_connections(16)
                 .connect(url)
                 .await?;
-            let store = Self { pool };
-            store.migrate(Dialect::Postgres).await?;
+            let store = Self {
+                pool,
+                dialect: Dialect::Postgres,
+            };
+            store.migrate().await?;
             return Ok(store);
         }
         let (url, max) = if url.starts_with("sqlite::memory:") {
@@ -211,8 +238,11 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Self { pool };
-        store.migrate(Dialect::Sqlite).await?;
+        let store = Self {
+            pool,
+            dialect: Dialect::Sqlite,
+        };
+        store.migrate().await?;
         Ok(store)
     }
 
@@ -221,7 +251,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    async fn migrate(&self, dialect: Dialect) -> Result<()> {
+    async fn migrate(&self) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -234,7 +264,9 @@ impl Store {
         let done = done.unwrap_or(0);
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > done) {
             let mut tx = self.pool.begin().await?;
-            sqlx::raw_sql(&dialect.ddl(sql)).execute(&mut *tx).await?;
+            sqlx::raw_sql(&self.dialect.ddl(sql))
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO portcullis_schema (version, applied_at) VALUES ($1, 0)")
                 .bind(*version)
                 .execute(&mut *tx)

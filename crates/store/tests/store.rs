@@ -277,3 +277,149 @@ async fn users_clients_consents_sessions_and_secrets() {
     }
     finish(all).await;
 }
+
+#[tokio::test]
+async fn notes_belong_to_their_owner_in_every_query() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        s.create_note(
+            "alice",
+            "n1",
+            "Shopping list",
+            "apples, pears and coffee beans",
+            10,
+        )
+        .await
+        .unwrap();
+        s.create_note(
+            "alice",
+            "n2",
+            "Coffee notes",
+            "the Ethiopian roast was bright",
+            20,
+        )
+        .await
+        .unwrap();
+        s.create_note("bob", "n3", "Bob's coffee", "secret coffee plans", 30)
+            .await
+            .unwrap();
+        // Reads, changes and deletes by id only work for the owner.
+        assert!(s.note("bob", "n1", true).await.unwrap().is_none(), "{name}");
+        assert!(
+            s.update_note("bob", "n1", Some("pwned"), None, 40)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+        assert!(!s.trash_note("bob", "n1", 40).await.unwrap(), "{name}");
+        assert_eq!(
+            s.note("alice", "n1", false).await.unwrap().unwrap().title,
+            "Shopping list"
+        );
+        // Search sees only the caller's notes; titles rank above bodies; the last word is a prefix.
+        let hits = s
+            .search_notes("alice", &search_terms("coffee"), 10, 0)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["n2", "n1"], "{name}: {hits:?}");
+        assert!(hits[1].snippet.contains("coffee"), "{name}: {hits:?}");
+        assert_eq!(
+            s.search_notes("alice", &search_terms("ethiop"), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}: prefix"
+        );
+        assert_eq!(
+            s.search_notes("bob", &search_terms("apples"), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "{name}"
+        );
+        // Query syntax and SQL metacharacters are just words, never errors.
+        for q in [
+            "\"",
+            "coffee OR 1=1",
+            "'; DROP TABLE notes; --",
+            "owner:bob",
+            "NEAR(a b)",
+            "*",
+            "title:coffee)",
+            "c\0ffee",
+        ] {
+            let hits = s
+                .search_notes("alice", &search_terms(q), 10, 0)
+                .await
+                .unwrap();
+            assert!(
+                hits.iter().all(|h| h.id != "n3"),
+                "{name}: {q:?} found bob's note"
+            );
+        }
+        // Trash and restore, within the window only.
+        assert!(s.trash_note("alice", "n1", 50).await.unwrap());
+        assert!(s.note("alice", "n1", false).await.unwrap().is_none());
+        assert_eq!(
+            s.search_notes("alice", &search_terms("apples"), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "{name}: trashed notes are not found"
+        );
+        assert!(
+            s.restore_note("alice", "n1", 60).await.unwrap().is_none(),
+            "{name}: outside the window"
+        );
+        assert!(
+            s.restore_note("bob", "n1", 0).await.unwrap().is_none(),
+            "{name}: not bob's"
+        );
+        assert!(s.restore_note("alice", "n1", 40).await.unwrap().is_some());
+        // Updates reach the index.
+        s.update_note("alice", "n1", None, Some("now about tea"), 70)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.search_notes("alice", &search_terms("tea"), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            s.search_notes("alice", &search_terms("apples"), 10, 0)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "{name}"
+        );
+        // Keyset pagination, newest first.
+        let page1 = s.list_notes("alice", None, 1).await.unwrap();
+        assert_eq!(page1[0].id, "n1", "{name}");
+        let after = NotesAfter {
+            updated_at: page1[0].updated_at,
+            id: page1[0].id.clone(),
+        };
+        let page2 = s.list_notes("alice", Some(&after), 5).await.unwrap();
+        assert_eq!(
+            page2.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+            ["n2"],
+            "{name}"
+        );
+        assert_eq!(s.count_notes("alice").await.unwrap(), 2);
+        assert!(s.trash_note("alice", "n2", 80).await.unwrap());
+        assert_eq!(s.purge_trash(90).await.unwrap(), 1, "{name}");
+        assert!(s.note("alice", "n2", true).await.unwrap().is_none());
+    }
+    finish(all).await;
+}
