@@ -21,11 +21,12 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         1,
         Migration::Shared(include_str!("../migrations/0001_auth.sql")),
     ),
+    (2, Migration::Shared(include_str!("../migrations/0002_notes.sql"))),
     (
-        2,
+        3,
         Migration::PerBackend {
-            sqlite: include_str!("../migrations/0002_notes_sqlite.sql"),
-            postgres: include_str!("../migrations/0002_notes_postgres.sql"),
+            sqlite: include_str!("../migrations/0003_search_sqlite.sql"),
+            postgres: include_str!("../migrations/0003_search_postgres.sql"),
         },
     ),
 ];

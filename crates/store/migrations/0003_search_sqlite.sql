@@ -1,16 +1,4 @@
--- The built-in notes toolset: each user's notes, with full-text search (SQLite FTS5).
--- Deleted notes stay in a trash (deleted_at) until purged after the restore window.
-
-CREATE TABLE notes (
-    id         TEXT PRIMARY KEY,
-    user_id    TEXT NOT NULL,
-    title      TEXT NOT NULL,
-    body       TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    deleted_at BIGINT
-);
-CREATE INDEX notes_by_user ON notes (user_id, updated_at, id);
+-- Full-text search over notes with SQLite FTS5.
 
 -- The owner is an indexed column so a search is restricted to one user inside FTS itself.
 -- The index keeps its own copy of the text (simpler and sturdier than external content);
