@@ -52,6 +52,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_AUTH", value_enum, default_value_t = AuthChoice::Embedded)]
     pub auth: AuthChoice,
 
+    /// Offer the built-in notes toolset (each signed-in user's own notes). `--notes false`
+    /// leaves only `whoami`.
+    #[arg(long, env = "PORTCULLIS_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub notes: bool,
+
     /// Where accounts, clients, grants and keys are kept.
     #[arg(
         long,

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::config::ServeArgs;
+use portcullis::config::{AuthChoice, ServeArgs};
 use portcullis::server;
 use portcullis::tools::PortcullisTools;
 
@@ -25,7 +25,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
-        Command::Serve(args) => server::serve_main("portcullis", args, || Ok(PortcullisTools::new)),
+        Command::Serve(args) => {
+            // Notes belong to signed-in users and live in the database: without the
+            // authorization server (--auth none) there is neither, so only whoami is offered.
+            let notes = args.notes && args.auth == AuthChoice::Embedded;
+            let tools = if notes {
+                PortcullisTools::with_notes
+            } else {
+                PortcullisTools::new
+            };
+            server::serve_main("portcullis", args, move || Ok(tools))
+        }
     }
 }
 

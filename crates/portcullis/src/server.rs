@@ -169,7 +169,10 @@ where
     }
     let (mut router, handle) = mcp_router(&host, factory);
     if let Some(server) = auth {
-        router = router.merge(server.router());
+        // Tools that keep data (the notes) find the database in the request extensions.
+        router = router
+            .layer(axum::Extension(server.store().clone()))
+            .merge(server.router());
     }
     let router = router.layer(CorsLayer::new(host.policy.clone()));
     (router, handle)

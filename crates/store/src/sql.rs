@@ -21,7 +21,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         1,
         Migration::Shared(include_str!("../migrations/0001_auth.sql")),
     ),
-    (2, Migration::Shared(include_str!("../migrations/0002_notes.sql"))),
+    (
+        2,
+        Migration::Shared(include_str!("../migrations/0002_notes.sql")),
+    ),
     (
         3,
         Migration::PerBackend {

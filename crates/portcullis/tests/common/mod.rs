@@ -1,6 +1,8 @@
 //! Shared by the integration tests: a handler whose one tool takes as long as it is told.
 #![allow(dead_code)]
 
+pub mod auth;
+
 use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;

@@ -1,6 +1,8 @@
 //! Portcullis's built-in tools. `whoami` tells the caller who the server thinks it is:
 //! the first thing an operator checks after connecting a client, and the proof that
-//! the guard's principal reaches tool handlers.
+//! the guard's principal reaches tool handlers. [`notes`] is the per-user notes toolset.
+
+pub mod notes;
 
 use std::sync::{Arc, LazyLock};
 
@@ -22,6 +24,8 @@ pub struct PortcullisTools {
 
 static TOOL_ROUTER: LazyLock<Arc<ToolRouter<PortcullisTools>>> =
     LazyLock::new(|| Arc::new(PortcullisTools::tool_router()));
+static WITH_NOTES: LazyLock<Arc<ToolRouter<PortcullisTools>>> =
+    LazyLock::new(|| Arc::new(PortcullisTools::tool_router() + PortcullisTools::notes_router()));
 
 impl Default for PortcullisTools {
     fn default() -> Self {
@@ -68,9 +72,17 @@ impl<C: AsRequestContext> FromContextPart<C> for Caller {
 
 #[tool_router(router = tool_router)]
 impl PortcullisTools {
+    /// `whoami` only.
     pub fn new() -> Self {
         Self {
             tool_router: TOOL_ROUTER.clone(),
+        }
+    }
+
+    /// `whoami` and the notes toolset: what `portcullis serve` offers by default.
+    pub fn with_notes() -> Self {
+        Self {
+            tool_router: WITH_NOTES.clone(),
         }
     }
 

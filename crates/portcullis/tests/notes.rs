@@ -1,0 +1,328 @@
+//! The notes toolset as users meet it: two signed-in users through the real router (the
+//! guard, rmcp, the tools, SQLite), each with their own notes, and every way one might
+//! reach the other's: by id, by search, by cursor. Bad input gets readable tool errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use common::auth::*;
+use portcullis::testing;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+/// Calls a tool (2026-07-28) with a bearer token; returns the JSON-RPC result.
+async fn call(e: &Env, token: &str, name: &str, args: Value) -> Value {
+    let req = testing::post()
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name)
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": args,
+                "_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}})
+            .to_string(),
+        ))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), http::StatusCode::OK, "{name}");
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(v.get("error").is_none(), "{name}: {v}");
+    v["result"].clone()
+}
+
+fn ok(r: &Value) -> &Value {
+    assert_ne!(r["isError"], true, "{r}");
+    &r["structuredContent"]
+}
+
+fn tool_error(r: &Value) -> String {
+    assert_eq!(r["isError"], true, "expected a tool error: {r}");
+    r["content"][0]["text"].as_str().unwrap().to_owned()
+}
+
+async fn two_users() -> (Env, String, String) {
+    let e = env().await;
+    portcullis_authz::server::create_user(
+        e.server.store(),
+        &ring::rand::SystemRandom::new(),
+        "bob",
+        "bob's long password",
+        false,
+    )
+    .await
+    .unwrap();
+    let (_, alice) = e.tokens().await;
+    let (_, bob) = e
+        .tokens_as(Browser {
+            cookie: None,
+            user: Some(("bob".into(), "bob's long password".into())),
+        })
+        .await;
+    let t = |v: Value| v["access_token"].as_str().unwrap().to_owned();
+    (e, t(alice), t(bob))
+}
+
+#[tokio::test]
+async fn each_user_reaches_only_their_own_notes() {
+    let (e, alice, bob) = two_users().await;
+    let a1 = call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "Coffee beans", "body": "Buy Ethiopian coffee"}),
+    )
+    .await;
+    let a1 = ok(&a1)["id"].as_str().unwrap().to_owned();
+    for i in 0..3 {
+        call(
+            &e,
+            &alice,
+            "notes_create",
+            json!({"title": format!("coffee log {i}"), "body": "brewed"}),
+        )
+        .await;
+    }
+    let b1 = call(
+        &e,
+        &bob,
+        "notes_create",
+        json!({"title": "Bob's coffee secret", "body": "coffee coffee coffee"}),
+    )
+    .await;
+    let b1 = ok(&b1)["id"].as_str().unwrap().to_owned();
+
+    // By search: each sees only their own, best first, with a cursor for more.
+    let page = call(
+        &e,
+        &alice,
+        "notes_search",
+        json!({"query": "coffee", "limit": 2}),
+    )
+    .await;
+    let page = ok(&page).clone();
+    assert_eq!(page["results"].as_array().unwrap().len(), 2);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest = call(
+        &e,
+        &alice,
+        "notes_search",
+        json!({"query": "coffee", "limit": 10, "cursor": cursor}),
+    )
+    .await;
+    let mut ids: Vec<String> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(ok(&rest)["results"].as_array().unwrap())
+        .map(|h| h["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 4, "alice's four coffee notes: {ids:?}");
+    assert!(!ids.contains(&b1), "never bob's");
+    let bobs = call(&e, &bob, "notes_search", json!({"query": "coffee"})).await;
+    assert_eq!(
+        ok(&bobs)["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        [b1.as_str()]
+    );
+    // Alice's cursor is only an offset into alice's results: bob using it sees only his.
+    let bob_with_cursor = call(
+        &e,
+        &bob,
+        "notes_search",
+        json!({"query": "coffee", "cursor": cursor}),
+    )
+    .await;
+    assert!(
+        ok(&bob_with_cursor)["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["id"] != a1.as_str())
+    );
+
+    // By id: bob gets the same answer for alice's note as for a note that does not exist.
+    for tool in ["notes_get", "notes_delete", "notes_restore"] {
+        let theirs = tool_error(&call(&e, &bob, tool, json!({"id": a1})).await);
+        let missing = tool_error(&call(&e, &bob, tool, json!({"id": "doesNotExist"})).await);
+        assert_eq!(
+            theirs.replace(&a1, "X"),
+            missing.replace("doesNotExist", "X"),
+            "{tool} reveals nothing"
+        );
+    }
+    let r = call(
+        &e,
+        &bob,
+        "notes_update",
+        json!({"id": a1, "title": "pwned"}),
+    )
+    .await;
+    tool_error(&r);
+    let still = call(&e, &alice, "notes_get", json!({"id": a1})).await;
+    assert_eq!(ok(&still)["title"], "Coffee beans", "bob changed nothing");
+
+    // Alice's own lifecycle: update, delete to trash, restore.
+    let up = call(
+        &e,
+        &alice,
+        "notes_update",
+        json!({"id": a1, "body": "Buy Kenyan coffee"}),
+    )
+    .await;
+    assert_eq!(ok(&up)["body"], "Buy Kenyan coffee");
+    let del = call(&e, &alice, "notes_delete", json!({"id": a1})).await;
+    assert!(
+        ok(&del)["restorable_until"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    tool_error(&call(&e, &alice, "notes_get", json!({"id": a1})).await);
+    let back = call(&e, &alice, "notes_restore", json!({"id": a1})).await;
+    assert_eq!(ok(&back)["uri"], format!("note://{a1}"));
+}
+
+#[tokio::test]
+async fn bad_input_gets_readable_tool_errors() {
+    let (e, alice, _) = two_users().await;
+    let big = "x".repeat(64 * 1024 + 1);
+    assert!(
+        tool_error(
+            &call(
+                &e,
+                &alice,
+                "notes_create",
+                json!({"title": "big", "body": big})
+            )
+            .await
+        )
+        .contains("the limit is 65536 bytes")
+    );
+    assert!(
+        tool_error(
+            &call(
+                &e,
+                &alice,
+                "notes_create",
+                json!({"title": " ", "body": "b"})
+            )
+            .await
+        )
+        .contains("title is empty")
+    );
+    assert!(
+        tool_error(
+            &call(
+                &e,
+                &alice,
+                "notes_create",
+                json!({"title": "t".repeat(201), "body": "b"})
+            )
+            .await
+        )
+        .contains("limit is 200")
+    );
+    assert!(
+        tool_error(
+            &call(
+                &e,
+                &alice,
+                "notes_search",
+                json!({"query": "coffee", "cursor": "bogus"})
+            )
+            .await
+        )
+        .contains("cursor is not valid")
+    );
+    assert!(
+        tool_error(&call(&e, &alice, "notes_search", json!({"query": "\"*()"})).await)
+            .contains("no words")
+    );
+    assert!(
+        tool_error(&call(&e, &alice, "notes_get", json!({"id": "../../etc/passwd"})).await)
+            .contains("is not a note id")
+    );
+    assert!(
+        tool_error(&call(&e, &alice, "notes_update", json!({"id": "abc"})).await)
+            .contains("nothing to change")
+    );
+    call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "plain", "body": "robert'); DROP TABLE notes;--"}),
+    )
+    .await;
+    for q in [
+        "'; DROP TABLE notes; --",
+        "notes OR 1=1",
+        "owner:bob",
+        "NEAR(a b)",
+        "drop*",
+        "\"unbalanced",
+    ] {
+        let r = call(&e, &alice, "notes_search", json!({"query": q})).await;
+        assert_ne!(r["isError"], true, "{q}: {r}");
+    }
+    let found = call(&e, &alice, "notes_search", json!({"query": "DROP TABLE"})).await;
+    assert_eq!(
+        ok(&found)["results"].as_array().unwrap().len(),
+        1,
+        "metacharacters are searched as text"
+    );
+}
+
+#[tokio::test]
+async fn the_tools_are_listed_with_schemas_and_annotations() {
+    let (e, alice, _) = two_users().await;
+    let req = testing::post()
+        .header("authorization", format!("Bearer {alice}"))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", "tools/list")
+        .body(Body::from(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    let v: Value = serde_json::from_slice(
+        &http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
+    let tools = v["result"]["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for n in [
+        "whoami",
+        "notes_search",
+        "notes_get",
+        "notes_create",
+        "notes_update",
+        "notes_delete",
+        "notes_restore",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let get = |n: &str| tools.iter().find(|t| t["name"] == n).unwrap();
+    assert_eq!(get("notes_search")["annotations"]["readOnlyHint"], true);
+    assert_eq!(get("notes_delete")["annotations"]["destructiveHint"], true);
+    assert_eq!(get("notes_create")["annotations"]["openWorldHint"], false);
+    assert!(
+        get("notes_create")["outputSchema"]["properties"]["id"].is_object(),
+        "{}",
+        get("notes_create")
+    );
+    assert_eq!(
+        get("notes_search")["inputSchema"]["required"],
+        json!(["query"])
+    );
+}
