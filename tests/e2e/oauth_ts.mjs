@@ -87,7 +87,10 @@ assert.ok(tools.some((t) => t.name === 'whoami'), 'tools/list shows whoami');
 const who = await client.callTool({ name: 'whoami', arguments: {} });
 assert.equal(who.structuredContent.authenticated, true);
 assert.equal(who.structuredContent.client_id, s.client.client_id, 'the tool sees the calling client');
-assert.deepEqual(who.structuredContent.scopes, ['mcp']);
+assert.deepEqual(who.structuredContent.scopes, ['mcp', 'notes:read'], 'the baseline the 401 challenge asked for');
+const search = await client.callTool({ name: 'notes_search', arguments: { query: 'anything' } });
+assert.notEqual(search.isError, true, 'notes:read is enough to search');
+assert.deepEqual(search.structuredContent.results, []);
 
 // 5. Refresh: a new, rotated pair that works.
 const before = { ...s.tokens };

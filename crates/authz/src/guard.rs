@@ -99,8 +99,10 @@ pub struct GuardConfig {
     pub issuer: String,
     /// Absolute URL of the protected resource metadata document.
     pub metadata_url: String,
-    /// Scopes every MCP request needs (named in challenges).
+    /// Scopes every MCP request needs.
     pub required_scopes: ScopeSet,
+    /// Scopes a 401 challenge asks clients to request: the baseline a new login gets.
+    pub challenge_scopes: ScopeSet,
     /// Scopes listed in the protected resource metadata.
     pub scopes_supported: Vec<String>,
     /// Lifetime of access tokens, which bounds how long a revocation must be remembered.
@@ -180,6 +182,7 @@ impl Guard {
         now: i64,
     ) -> Result<Arc<Principal>, Challenge> {
         let required = &self.config.required_scopes;
+        let ask = &self.config.challenge_scopes;
         if token_in_query {
             return Err(self.challenge(
                 400,
@@ -187,11 +190,11 @@ impl Guard {
                     "invalid_request",
                     "access tokens are accepted only in the Authorization header, never in the URL",
                 )),
-                required,
+                ask,
             ));
         }
         let Some(value) = authorization else {
-            return Err(self.challenge(401, None, required));
+            return Err(self.challenge(401, None, ask));
         };
         let token = std::str::from_utf8(value)
             .ok()
@@ -206,12 +209,12 @@ impl Guard {
                     "invalid_request",
                     "use the Bearer scheme: Authorization: Bearer <access token>",
                 )),
-                required,
+                ask,
             ));
         };
         let principal = self
             .verify(token, now)
-            .map_err(|e| self.challenge(401, Some(("invalid_token", &e.to_string())), required))?;
+            .map_err(|e| self.challenge(401, Some(("invalid_token", &e.to_string())), ask))?;
         if !principal.scopes.satisfies(required) {
             let missing = principal.scopes.missing(required);
             return Err(self.challenge(
@@ -224,6 +227,30 @@ impl Guard {
             ));
         }
         Ok(principal)
+    }
+
+    /// Step-up for one tool call: `Ok` when the principal holds every scope the call needs
+    /// (the base scopes and the tool's), else the 403 that names all of them, so a client
+    /// can ask for exactly that in one go (it unions them with what it holds).
+    pub fn step_up(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        tool_scopes: &ScopeSet,
+    ) -> Result<(), Challenge> {
+        if principal.scopes.satisfies(tool_scopes)
+            && principal.scopes.satisfies(&self.config.required_scopes)
+        {
+            return Ok(());
+        }
+        let all = ScopeSet::parse(&format!("{} {tool_scopes}", self.config.required_scopes))
+            .unwrap_or_default();
+        let missing = principal.scopes.missing(&all);
+        Err(self.challenge(
+            403,
+            Some(("insufficient_scope", &format!("the tool {tool} needs the scope(s) {missing}; authorize again with scope \"{all}\""))),
+            &all,
+        ))
     }
 
     /// Verifies a token: cached answers are reused until the token's `exp`, and every

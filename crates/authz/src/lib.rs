@@ -99,6 +99,20 @@ impl AuthMode {
         }
     }
 
+    /// The step-up check of one tool call (see [`guard::Guard::step_up`]); always `Ok`
+    /// without authentication.
+    pub fn step_up(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        tool_scopes: &ScopeSet,
+    ) -> Result<(), guard::Challenge> {
+        match self {
+            AuthMode::None => Ok(()),
+            AuthMode::Bearer(g) => g.step_up(principal, tool, tool_scopes),
+        }
+    }
+
     /// Whether this mode may listen on a non-loopback address.
     pub fn allows_public_bind(&self) -> bool {
         match self {

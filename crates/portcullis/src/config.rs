@@ -267,6 +267,11 @@ impl ServeArgs {
                 auth,
                 max_body_bytes: self.max_body_bytes,
                 request_timeout: Duration::from_secs(self.request_timeout),
+                tool_scopes: std::sync::Arc::new(if self.notes {
+                    crate::tools::notes::tool_scopes()
+                } else {
+                    Default::default()
+                }),
                 ..HostConfig::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),

@@ -56,12 +56,16 @@ async fn two_users() -> (Env, String, String) {
     )
     .await
     .unwrap();
-    let (_, alice) = e.tokens().await;
+    let all = "mcp notes:read notes:write";
+    let (_, alice) = e.tokens_scoped(Browser::default(), all).await;
     let (_, bob) = e
-        .tokens_as(Browser {
-            cookie: None,
-            user: Some(("bob".into(), "bob's long password".into())),
-        })
+        .tokens_scoped(
+            Browser {
+                cookie: None,
+                user: Some(("bob".into(), "bob's long password".into())),
+            },
+            all,
+        )
         .await;
     let t = |v: Value| v["access_token"].as_str().unwrap().to_owned();
     (e, t(alice), t(bob))
@@ -325,4 +329,100 @@ async fn the_tools_are_listed_with_schemas_and_annotations() {
         get("notes_search")["inputSchema"]["required"],
         json!(["query"])
     );
+}
+
+#[tokio::test]
+async fn a_read_only_token_is_stepped_up_to_write_through_consent() {
+    let e = env().await;
+    let client = e.client().await;
+    let mut b = Browser::default();
+    // The first login gets the baseline a 401 asks for: mcp and notes:read.
+    let first = e
+        .approve(
+            &mut b,
+            &authorize_query(&client, &[("scope", Some("mcp notes:read"))]),
+        )
+        .await;
+    let t = e
+        .exchange(&first.param("code").unwrap(), &client)
+        .await
+        .json();
+    assert_eq!(t["scope"], "mcp notes:read");
+    let read = t["access_token"].as_str().unwrap().to_owned();
+    let r = call(&e, &read, "notes_search", json!({"query": "anything"})).await;
+    ok(&r);
+    // Writing needs notes:write: 403 naming every scope the call needs.
+    let req = testing::post()
+        .header("authorization", format!("Bearer {read}"))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "notes_create")
+        .body(Body::from(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "notes_create", "arguments": {"title": "t", "body": "b"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+    let www = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(www.contains("error=\"insufficient_scope\""), "{www}");
+    assert!(www.contains("scope=\"mcp notes:write\""), "{www}");
+    assert!(
+        www.contains(
+            "resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""
+        ),
+        "{www}"
+    );
+    // The client asks for the union; consent asks only for what is new.
+    let again = e
+        .authorize(
+            Some(&mut b),
+            &authorize_query(&client, &[("scope", Some("mcp notes:read notes:write"))]),
+        )
+        .await;
+    let consent = e
+        .get(Some(&mut b), again.headers["location"].to_str().unwrap())
+        .await;
+    assert_eq!(consent.status, http::StatusCode::OK);
+    let (new_part, old_part) = consent.text.split_once("Already allowed").unwrap();
+    assert!(
+        new_part.contains("Create, change and delete your notes")
+            && !new_part.contains("Read and search"),
+        "{}",
+        consent.text
+    );
+    assert!(old_part.contains("notes:read"));
+    let request = again.headers["location"]
+        .to_str()
+        .unwrap()
+        .split("request=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let csrf = consent.field("csrf");
+    let back = e
+        .form(
+            Some(&mut b),
+            "/oauth/consent",
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    let t2 = e
+        .exchange(&back.param("code").unwrap(), &client)
+        .await
+        .json();
+    assert_eq!(t2["scope"], "mcp notes:read notes:write");
+    let created = call(
+        &e,
+        t2["access_token"].as_str().unwrap(),
+        "notes_create",
+        json!({"title": "t", "body": "b"}),
+    )
+    .await;
+    assert_eq!(ok(&created)["title"], "t", "the retry succeeds");
 }

@@ -34,7 +34,7 @@ async fn full_flow_tools_see_the_user_and_the_token_works_only_in_the_header() {
     assert_eq!(
         www(&none),
         format!(
-            "Bearer resource_metadata=\"{ISSUER}/.well-known/oauth-protected-resource/mcp\", scope=\"mcp\""
+            "Bearer resource_metadata=\"{ISSUER}/.well-known/oauth-protected-resource/mcp\", scope=\"mcp notes:read\""
         )
     );
 
@@ -97,7 +97,11 @@ async fn metadata_documents_say_what_clients_need() {
         let m = r.json();
         assert_eq!(m["resource"], RESOURCE);
         assert_eq!(m["authorization_servers"], json!([ISSUER]));
-        assert_eq!(m["scopes_supported"], json!(["mcp"]));
+        assert_eq!(
+            m["scopes_supported"],
+            json!(["mcp", "notes:read"]),
+            "minimal: the baseline"
+        );
         assert_eq!(m["bearer_methods_supported"], json!(["header"]));
     }
     let m = e
@@ -1168,8 +1172,8 @@ async fn first_start_without_a_password_prints_a_one_time_setup_link() {
 async fn a_new_scope_asks_again_for_only_what_is_new() {
     let e = env_with(|c| {
         c.scopes.push(ScopeInfo {
-            name: "notes:read",
-            description: "Read your notes",
+            name: "calendar:read",
+            description: "Read your calendar",
         })
     })
     .await;
@@ -1180,7 +1184,7 @@ async fn a_new_scope_asks_again_for_only_what_is_new() {
     let again = e
         .authorize(
             Some(&mut b),
-            &authorize_query(&client, &[("scope", Some("mcp notes:read"))]),
+            &authorize_query(&client, &[("scope", Some("mcp calendar:read"))]),
         )
         .await;
     let consent = e
@@ -1192,9 +1196,13 @@ async fn a_new_scope_asks_again_for_only_what_is_new() {
         "{}",
         consent.text
     );
-    assert!(consent.text.contains("Read your notes"), "{}", consent.text);
+    assert!(
+        consent.text.contains("Read your calendar"),
+        "{}",
+        consent.text
+    );
     let (new_part, old_part) = consent.text.split_once("Already allowed").unwrap();
-    assert!(new_part.contains("notes:read") && !new_part.contains("<code>mcp</code>"));
+    assert!(new_part.contains("calendar:read") && !new_part.contains("<code>mcp</code>"));
     assert!(old_part.contains("<code>mcp</code>"));
 }
 

@@ -60,7 +60,17 @@ pub struct ScopeInfo {
 /// The scope every MCP request needs.
 pub const BASE_SCOPE: ScopeInfo = ScopeInfo {
     name: "mcp",
-    description: "Use this server's tools as you, with your data",
+    description: "Connect to this server and use its tools as you",
+};
+
+/// The notes toolset's scopes.
+pub const NOTES_READ: ScopeInfo = ScopeInfo {
+    name: "notes:read",
+    description: "Read and search your notes",
+};
+pub const NOTES_WRITE: ScopeInfo = ScopeInfo {
+    name: "notes:write",
+    description: "Create, change and delete your notes",
 };
 
 /// Settings of the embedded authorization server.
@@ -81,6 +91,9 @@ pub struct AsConfig {
     /// Signing keys older than this are replaced at start.
     pub key_rotation: i64,
     pub scopes: Vec<ScopeInfo>,
+    /// What a login gets when it asks for no scope this server knows, and what a 401
+    /// challenge asks for: the low-risk baseline. More is asked for by step-up (403).
+    pub default_scopes: Vec<&'static str>,
     pub cimd: CimdPolicy,
     /// Peers whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<IpAddr>,
@@ -117,7 +130,8 @@ impl AsConfig {
             code_ttl: 60,
             refresh_grace: 45,
             key_rotation: 90 * 86_400,
-            scopes: vec![BASE_SCOPE],
+            scopes: vec![BASE_SCOPE, NOTES_READ, NOTES_WRITE],
+            default_scopes: vec![BASE_SCOPE.name, NOTES_READ.name],
             cimd: CimdPolicy::default(),
             trusted_proxies: Vec::new(),
             master_key_file: PathBuf::from("portcullis.key"),
@@ -155,10 +169,11 @@ impl AsConfig {
             .iter()
             .filter(|s| self.known_scope(s).is_some())
             .collect();
+        // The base scope always comes along: without it the token cannot reach the server.
         let names = if known.is_empty() {
-            BASE_SCOPE.name.to_owned()
+            self.default_scopes.join(" ")
         } else {
-            known.join(" ")
+            format!("{} {}", BASE_SCOPE.name, known.join(" "))
         };
         ScopeSet::parse(&names).unwrap_or_default()
     }
@@ -233,7 +248,14 @@ impl AuthServer {
                 issuer: config.issuer.clone(),
                 metadata_url: config.resource_metadata_url(),
                 required_scopes: ScopeSet::parse(BASE_SCOPE.name).unwrap_or_default(),
-                scopes_supported: vec![BASE_SCOPE.name.to_owned()],
+                challenge_scopes: ScopeSet::parse(&config.default_scopes.join(" "))
+                    .unwrap_or_default(),
+                // Minimal: the baseline. Broader scopes are asked for by step-up challenges.
+                scopes_supported: config
+                    .default_scopes
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
                 access_ttl: config.access_ttl,
             },
             key_set,

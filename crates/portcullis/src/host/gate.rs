@@ -31,10 +31,10 @@ use http::{HeaderValue, Method, StatusCode, header};
 use http_body::Frame;
 use http_body_util::BodyExt as _;
 use portcullis_authz::{AuthMode, Principal};
+use portcullis_oauth::ScopeSet;
 use rmcp::transport::streamable_http_server::SessionManager as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -52,6 +52,8 @@ pub struct Gate {
     pub auth: AuthMode,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Scopes each tool needs beyond the base scope (tool name -> scopes).
+    pub tool_scopes: Arc<HashMap<String, ScopeSet>>,
     inflight_ids: Mutex<HashSet<Arc<str>>>,
     tracker: Arc<InflightTracker>,
     sessions: Arc<LocalSessionManager>,
@@ -73,6 +75,7 @@ impl Gate {
             auth,
             max_body_bytes,
             request_timeout,
+            tool_scopes: Arc::new(HashMap::new()),
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
             sessions,
@@ -195,8 +198,15 @@ struct Envelope<'a> {
     method: Option<Cow<'a, str>>,
     #[serde(default)]
     id: Option<Value>,
-    #[serde(default, rename = "params")]
-    _params: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    params: Option<EnvelopeParams<'a>>,
+}
+
+/// The part of `params` the gate reads: a tool call's name, for the step-up check.
+#[derive(Deserialize)]
+struct EnvelopeParams<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
 /// The gate as a tower service around the MCP service `S` (rmcp's). Hand-written rather
@@ -323,7 +333,7 @@ where
         tracing::warn!("request named a session opened by another user; refused");
         return no_such_session();
     }
-    let response = route(&gate, parts, body, next).await;
+    let response = route(&gate, &principal, parts, body, next).await;
     if requested_session.is_some() || response.headers().contains_key("mcp-session-id") {
         gate.track_session(requested_session.as_deref(), &response, &principal);
     }
@@ -333,6 +343,7 @@ where
 /// What the gate does with an authenticated request.
 async fn route<S, B>(
     gate: &Arc<Gate>,
+    principal: &Principal,
     parts: http::request::Parts,
     body: Body,
     next: Next<S>,
@@ -382,6 +393,16 @@ where
     let is_request =
         envelope.method.is_some() && envelope.id.as_ref().is_some_and(|id| !id.is_null());
     let is_stream = envelope.method.as_deref() == Some("subscriptions/listen");
+    // Step-up: a tool whose scope the token lacks is refused here with a 403 naming every
+    // scope the call needs. The name comes from the body on both eras; on 2026-07-28 rmcp
+    // then insists that `Mcp-Name` says the same.
+    if envelope.method.as_deref() == Some("tools/call")
+        && let Some(name) = envelope.params.as_ref().and_then(|p| p.name.as_deref())
+        && let Some(needed) = gate.tool_scopes.get(name)
+        && let Err(challenge) = gate.auth.step_up(principal, name, needed)
+    {
+        return challenge_response(challenge);
+    }
 
     let session = session_header(&parts.headers);
     // Only the id is kept: the envelope borrows the body, which goes on to rmcp.

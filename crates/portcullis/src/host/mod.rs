@@ -34,6 +34,9 @@ pub struct HostConfig {
     pub request_timeout: Duration,
     /// Interval of SSE keep-alive comments on long-lived streams.
     pub sse_keep_alive: Duration,
+    /// Scopes each tool needs beyond the base scope; a call without them gets a 403
+    /// step-up challenge. Tools not listed need only the base scope.
+    pub tool_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
 }
 
 impl Default for HostConfig {
@@ -45,6 +48,7 @@ impl Default for HostConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
+            tool_scopes: Arc::default(),
         }
     }
 }
@@ -77,13 +81,15 @@ where
         .disable_allowed_origins();
     let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), rmcp_config);
-    let gate = Arc::new(Gate::new(
+    let mut gate = Gate::new(
         config.policy.clone(),
         config.auth.clone(),
         config.max_body_bytes,
         config.request_timeout,
         sessions,
-    ));
+    );
+    gate.tool_scopes = config.tool_scopes.clone();
+    let gate = Arc::new(gate);
     let handle = HostHandle {
         streams,
         inflight: gate.tracker(),

@@ -16,6 +16,30 @@ use serde::{Deserialize, Serialize};
 
 use super::{PortcullisTools, principal_of};
 
+/// The scope each notes tool needs beyond the base scope: reading needs `notes:read`,
+/// anything that changes a note needs `notes:write`.
+pub const SCOPES: &[(&str, &str)] = &[
+    ("notes_search", "notes:read"),
+    ("notes_get", "notes:read"),
+    ("notes_create", "notes:write"),
+    ("notes_update", "notes:write"),
+    ("notes_delete", "notes:write"),
+    ("notes_restore", "notes:write"),
+];
+
+/// [`SCOPES`] as the host's tool-scope map.
+pub fn tool_scopes() -> std::collections::HashMap<String, portcullis_oauth::ScopeSet> {
+    SCOPES
+        .iter()
+        .filter_map(|(tool, scope)| {
+            Some((
+                (*tool).to_owned(),
+                portcullis_oauth::ScopeSet::parse(scope).ok()?,
+            ))
+        })
+        .collect()
+}
+
 /// Largest note body, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest title, in characters.

@@ -55,6 +55,7 @@ pub async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
             origins: vec![OriginRule::parse("http://localhost:6274").unwrap()],
             hosts: vec![],
         },
+        tool_scopes: Arc::new(portcullis::tools::notes::tool_scopes()),
         ..HostConfig::default()
     };
     let (router, _) = app_router(host, Some(&server), PortcullisTools::with_notes);
@@ -311,9 +312,16 @@ impl Env {
         self.tokens_as(Browser::default()).await
     }
 
-    pub async fn tokens_as(&self, mut b: Browser) -> (String, Value) {
+    pub async fn tokens_as(&self, b: Browser) -> (String, Value) {
+        self.tokens_scoped(b, "mcp").await
+    }
+
+    /// Like [`Self::tokens_as`], asking for `scope`.
+    pub async fn tokens_scoped(&self, mut b: Browser, scope: &str) -> (String, Value) {
         let client = self.client().await;
-        let back = self.approve(&mut b, &authorize_query(&client, &[])).await;
+        let back = self
+            .approve(&mut b, &authorize_query(&client, &[("scope", Some(scope))]))
+            .await;
         let code = back.param("code").unwrap();
         let t = self
             .token(&[
