@@ -57,6 +57,14 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
     pub notes: bool,
 
+    /// Keep each tool call's arguments in the audit log (by default only a digest).
+    #[arg(long, env = "PORTCULLIS_AUDIT_ARGUMENTS")]
+    pub audit_arguments: bool,
+
+    /// Days audit events are kept.
+    #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u64,
+
     /// Where accounts, clients, grants and keys are kept.
     #[arg(
         long,
@@ -267,6 +275,8 @@ impl ServeArgs {
                 auth,
                 max_body_bytes: self.max_body_bytes,
                 request_timeout: Duration::from_secs(self.request_timeout),
+                audit_arguments: self.audit_arguments,
+                audit_retention: Duration::from_secs(self.audit_retention_days.max(1) * 86_400),
                 tool_scopes: std::sync::Arc::new(if self.notes {
                     crate::tools::notes::tool_scopes()
                 } else {

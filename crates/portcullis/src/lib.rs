@@ -5,10 +5,12 @@
 //! that other programs reuse: configuration ([`config`]) and the listener with graceful
 //! shutdown ([`server`]), and an in-process client for tests ([`testing`]).
 
+pub mod audit;
 pub mod config;
 pub mod host;
 pub mod server;
 pub mod testing;
+pub mod time;
 pub mod tools;
 
 pub use portcullis_authz::{AuthMode, Principal};

@@ -18,14 +18,128 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the MCP endpoint (default http://127.0.0.1:8080/mcp).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Show the audit log of tool calls, newest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    /// The server's database.
+    #[arg(
+        long,
+        env = "PORTCULLIS_DATABASE_URL",
+        default_value = "sqlite://portcullis.db"
+    )]
+    database_url: String,
+    /// Only this user (username or user id).
+    #[arg(long)]
+    user: Option<String>,
+    /// Only this tool.
+    #[arg(long)]
+    tool: Option<String>,
+    /// Only calls in the last N seconds, minutes, hours or days: 90s, 30m, 12h, 7d.
+    #[arg(long, value_parser = parse_age)]
+    since: Option<i64>,
+    /// At most this many events.
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// "30m" -> milliseconds.
+fn parse_age(s: &str) -> Result<i64, String> {
+    let (n, unit) = s.split_at(s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not an age: use a number and s, m, h or d, e.g. 12h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
+    };
+    Ok(secs * 1000)
+}
+
+fn audit(args: AuditArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("portcullis audit: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async {
+        let store = portcullis_store::Store::open(&args.database_url)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", args.database_url))?;
+        let user_id = match &args.user {
+            Some(u) => Some(match store.user_by_name(u).await.map_err(|e| e.to_string())? {
+                Some(found) => found.id,
+                None => u.clone(),
+            }),
+            None => None,
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let filter = portcullis_store::AuditFilter {
+            user_id,
+            tool: args.tool.clone(),
+            since_ms: args.since.map(|age| now_ms - age),
+            until_ms: None,
+            limit: args.limit,
+        };
+        let events = store.audit_events(&filter).await.map_err(|e| e.to_string())?;
+        for e in events {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "time": portcullis::time::rfc3339(e.at_ms / 1000), "user_id": e.user_id, "client_id": e.client_id,
+                        "tool": e.tool, "outcome": e.outcome, "duration_us": e.duration_us,
+                        "args_sha256": e.args_digest, "args": e.args,
+                    })
+                );
+            } else {
+                println!(
+                    "{}  {:<14}  {:<16}  user={}  client={}  {:.1} ms  args=sha256:{}",
+                    portcullis::time::rfc3339(e.at_ms / 1000),
+                    e.outcome,
+                    e.tool,
+                    e.user_id.as_deref().unwrap_or("-"),
+                    e.client_id.as_deref().unwrap_or("-"),
+                    e.duration_us as f64 / 1000.0,
+                    e.args_digest,
+                );
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis audit: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
+        Command::Audit(args) => audit(args),
         Command::Serve(args) => {
+            let args = *args;
             // Notes belong to signed-in users and live in the database: without the
             // authorization server (--auth none) there is neither, so only whoami is offered.
             let notes = args.notes && args.auth == AuthChoice::Embedded;

@@ -20,6 +20,8 @@ use portcullis_authz::AuthMode;
 use portcullis_authz::server::{AuthServer, Bootstrap};
 use portcullis_store::Store;
 
+use crate::audit::AuditLog;
+
 use crate::config::{AuthPlan, ServeArgs, ServeConfig};
 use crate::host::{CorsLayer, HostConfig, HostHandle, mcp_router};
 
@@ -169,8 +171,15 @@ where
     }
     let (mut router, handle) = mcp_router(&host, factory);
     if let Some(server) = auth {
-        // Tools that keep data (the notes) find the database in the request extensions.
+        // Tools that keep data (the notes) find the database in the request extensions, and
+        // every tool call (and every call refused for scope) goes to the audit log.
+        let audit = AuditLog::spawn(
+            server.store().clone(),
+            host.audit_arguments,
+            host.audit_retention,
+        );
         router = router
+            .layer(axum::Extension(audit))
             .layer(axum::Extension(server.store().clone()))
             .merge(server.router());
     }

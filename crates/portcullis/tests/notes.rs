@@ -425,4 +425,106 @@ async fn a_read_only_token_is_stepped_up_to_write_through_consent() {
     )
     .await;
     assert_eq!(ok(&created)["title"], "t", "the retry succeeds");
+    // The refused call is in the audit log too.
+    let filter = portcullis_store::AuditFilter {
+        tool: Some("notes_create".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let mut outcomes = Vec::new();
+    for _ in 0..100 {
+        outcomes = e
+            .server
+            .store()
+            .audit_events(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.outcome)
+            .collect::<Vec<_>>();
+        if outcomes.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    outcomes.sort();
+    assert_eq!(outcomes, ["denied", "ok"]);
+}
+
+#[tokio::test]
+async fn every_call_is_audited_and_schema_failures_are_tool_errors() {
+    let (e, alice, _) = two_users().await;
+    let created = call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "audited", "body": "b"}),
+    )
+    .await;
+    ok(&created);
+    call(&e, &alice, "notes_get", json!({"id": "nope"})).await; // a tool error
+    // Arguments that do not fit the schema: a tool error the model can read, not a crash.
+    let bad = call(&e, &alice, "notes_create", json!({"title": 42})).await;
+    let text = tool_error(&bad);
+    assert!(
+        text.contains("do not fit notes_create's input schema"),
+        "{text}"
+    );
+    // An unknown tool stays a protocol error (-32602), as the spec says.
+    let req = testing::post()
+        .header("authorization", format!("Bearer {alice}"))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "no_such_tool")
+        .body(Body::from(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    let v: Value = serde_json::from_slice(
+        &http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+
+    // The writer batches in the background: wait for the events.
+    let store = e.server.store();
+    let filter = portcullis_store::AuditFilter {
+        limit: 50,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = store.audit_events(&filter).await.unwrap();
+        if events.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Calls in the same millisecond have no order between them: compare as a set.
+    let mut outcomes: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.tool.as_str(), e.outcome.as_str()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            ("no_such_tool", "protocol_error"),
+            ("notes_create", "ok"),
+            ("notes_create", "tool_error"),
+            ("notes_get", "tool_error")
+        ],
+        "{events:?}"
+    );
+    let first = events.iter().find(|e| e.outcome == "ok").unwrap();
+    assert!(first.user_id.as_deref().unwrap().starts_with("u_"));
+    assert!(first.client_id.is_some());
+    assert_eq!(
+        first.args, None,
+        "arguments are not kept unless the operator asks"
+    );
+    assert_eq!(first.args_digest.len(), 43, "a SHA-256 digest");
 }

@@ -16,9 +16,11 @@
 //!   never both win, and the loser learns which grant to revoke.
 //! - Times are Unix seconds, passed in by the caller.
 
+mod audit;
 mod notes;
 mod sql;
 
+pub use audit::{AuditEvent, AuditFilter};
 pub use notes::{Note, NoteHit, NotesAfter, search_terms};
 pub use sql::*;
 
@@ -30,9 +32,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error(
-        "unsupported database URL {0:?}: use sqlite://PATH (PostgreSQL arrives in a later release)"
-    )]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
 }
 

@@ -32,6 +32,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
             postgres: include_str!("../migrations/0003_search_postgres.sql"),
         },
     ),
+    (
+        4,
+        Migration::Shared(include_str!("../migrations/0004_audit.sql")),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

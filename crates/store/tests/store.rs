@@ -423,3 +423,62 @@ async fn notes_belong_to_their_owner_in_every_query() {
     }
     finish(all).await;
 }
+
+#[tokio::test]
+async fn audit_events_are_written_in_batches_filtered_and_purged() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        let ev = |id: &str, at: i64, user: &str, tool: &str| AuditEvent {
+            event_id: id.into(),
+            at_ms: at,
+            user_id: Some(user.into()),
+            client_id: Some("c".into()),
+            tool: tool.into(),
+            outcome: "ok".into(),
+            duration_us: 120,
+            args_digest: "d".into(),
+            args: None,
+        };
+        s.insert_audit(&[
+            ev("e1", 1_000, "alice", "notes_get"),
+            ev("e2", 2_000, "bob", "notes_get"),
+            ev("e3", 3_000, "alice", "whoami"),
+        ])
+        .await
+        .unwrap();
+        let f = |user: Option<&str>, tool: Option<&str>, since: Option<i64>| AuditFilter {
+            user_id: user.map(str::to_owned),
+            tool: tool.map(str::to_owned),
+            since_ms: since,
+            until_ms: None,
+            limit: 10,
+        };
+        let ids = |v: Vec<AuditEvent>| v.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(s.audit_events(&f(None, None, None)).await.unwrap()),
+            ["e3", "e2", "e1"],
+            "{name}"
+        );
+        assert_eq!(
+            ids(s.audit_events(&f(Some("alice"), None, None)).await.unwrap()),
+            ["e3", "e1"],
+            "{name}"
+        );
+        assert_eq!(
+            ids(s
+                .audit_events(&f(None, Some("notes_get"), Some(1_500)))
+                .await
+                .unwrap()),
+            ["e2"],
+            "{name}"
+        );
+        assert_eq!(s.purge_audit(2_500).await.unwrap(), 2, "{name}");
+        assert_eq!(
+            ids(s.audit_events(&f(None, None, None)).await.unwrap()),
+            ["e3"],
+            "{name}"
+        );
+    }
+    finish(all).await;
+}

@@ -401,6 +401,15 @@ where
         && let Some(needed) = gate.tool_scopes.get(name)
         && let Err(challenge) = gate.auth.step_up(principal, name, needed)
     {
+        if let Some(audit) = parts.extensions.get::<Arc<crate::audit::AuditLog>>() {
+            audit.record(
+                principal,
+                name,
+                crate::audit::Outcome::Denied,
+                std::time::Duration::ZERO,
+                None,
+            );
+        }
         return challenge_response(challenge);
     }
 

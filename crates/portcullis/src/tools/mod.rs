@@ -7,6 +7,8 @@ pub mod notes;
 use std::sync::{Arc, LazyLock};
 
 use portcullis_authz::{Principal, PrincipalView};
+
+use crate::audit::{AuditLog, Outcome};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -106,6 +108,59 @@ impl PortcullisTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PortcullisTools {
+    /// Runs the tool, then: arguments that do not fit a known tool's schema become a tool
+    /// error the model can read and fix (SEP-1303), and the call goes to the audit log.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        use rmcp::model::{CallToolResponse, ContentBlock};
+        let started = std::time::Instant::now();
+        let parts = context.extensions.get::<http::request::Parts>();
+        let audit = parts.and_then(|p| p.extensions.get::<Arc<AuditLog>>().cloned());
+        let principal = parts
+            .map(principal_of)
+            .unwrap_or_else(Principal::shared_anonymous);
+        let name = request.name.to_string();
+        let arguments = audit.as_ref().map(|_| {
+            request
+                .arguments
+                .clone()
+                .map(serde_json::Value::Object)
+                .unwrap_or_default()
+        });
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        let mut result = self.tool_router.call(tcc).await;
+        // rmcp already answers arguments that do not deserialize with a tool error; say
+        // what to do about it in the words a model acts on.
+        if let Ok(CallToolResponse::Complete(r)) = &mut result
+            && r.is_error == Some(true)
+            && let Some(first) = r.content.first_mut()
+            && let Some(text) = first.as_text().map(|t| t.text.clone())
+            && let Some(detail) = text.strip_prefix("failed to deserialize parameters: ")
+        {
+            *first = ContentBlock::text(format!(
+                "the arguments do not fit {name}'s input schema ({detail}); fix them and call again"
+            ));
+        }
+        if let Some(audit) = audit {
+            let outcome = match &result {
+                Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Outcome::ToolError,
+                Ok(_) => Outcome::Ok,
+                Err(_) => Outcome::ProtocolError,
+            };
+            audit.record(
+                &principal,
+                &name,
+                outcome,
+                started.elapsed(),
+                arguments.as_ref(),
+            );
+        }
+        result
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(

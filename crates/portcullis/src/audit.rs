@@ -1,0 +1,125 @@
+//! The audit trail: every tool call, with who, through which client, the outcome, the
+//! duration and a digest of the arguments. Calls hand their event to a bounded queue and a
+//! background writer stores the queue in batches (one transaction per batch), so auditing
+//! costs a call a channel send, not a database write.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use portcullis_authz::Principal;
+use portcullis_store::{AuditEvent, Store};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+const QUEUE: usize = 16_384;
+const BATCH: usize = 512;
+
+/// How a tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The tool ran and reported an error to the model (`isError`).
+    ToolError,
+    /// A JSON-RPC error (unknown tool, server fault).
+    ProtocolError,
+    /// Refused before it ran (missing scope).
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ToolError => "tool_error",
+            Outcome::ProtocolError => "protocol_error",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// The audit writer's front end, shared by every request.
+#[derive(Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<AuditEvent>,
+    keep_arguments: bool,
+    dropped: AtomicU64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl AuditLog {
+    /// Starts the writer. Events older than `retention` are deleted hourly.
+    pub fn spawn(store: Store, keep_arguments: bool, retention: Duration) -> Arc<Self> {
+        let (tx, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
+        tokio::spawn(async move {
+            let mut purge = tokio::time::interval(Duration::from_secs(3600));
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, BATCH) => {
+                        if n == 0 {
+                            break; // every sender is gone: the server is shutting down
+                        }
+                        if let Err(e) = store.insert_audit(&batch).await {
+                            tracing::error!(error = %e, events = batch.len(), "could not write audit events");
+                        }
+                        batch.clear();
+                    }
+                    _ = purge.tick() => {
+                        let before = now_ms() - retention.as_millis() as i64;
+                        if let Err(e) = store.purge_audit(before).await {
+                            tracing::warn!(error = %e, "could not purge old audit events");
+                        }
+                    }
+                }
+            }
+        });
+        Arc::new(Self {
+            tx,
+            keep_arguments,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues one event. If the writer has fallen 16k events behind, the event is dropped
+    /// and counted rather than slowing every call down; the log says so.
+    pub fn record(
+        &self,
+        principal: &Principal,
+        tool: &str,
+        outcome: Outcome,
+        duration: Duration,
+        arguments: Option<&serde_json::Value>,
+    ) {
+        let args_json = arguments
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "{}".to_owned());
+        let mut id = [0u8; 12];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
+        let event = AuditEvent {
+            event_id: B64.encode(id),
+            at_ms: now_ms(),
+            user_id: principal.user.clone(),
+            client_id: principal.client_id.clone(),
+            tool: tool.to_owned(),
+            outcome: outcome.as_str().to_owned(),
+            duration_us: duration.as_micros().min(i64::MAX as u128) as i64,
+            args_digest: B64.encode(Sha256::digest(args_json.as_bytes())),
+            args: self.keep_arguments.then_some(args_json),
+        };
+        if self.tx.try_send(event).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::error!(dropped = n, "audit queue full: events dropped");
+            }
+        }
+    }
+}
