@@ -46,6 +46,10 @@ pub struct AuditLog {
     tx: mpsc::Sender<AuditEvent>,
     keep_arguments: bool,
     dropped: AtomicU64,
+    /// Event ids are this instance's random prefix and a counter: unique without a
+    /// random read per call.
+    prefix: String,
+    counter: AtomicU64,
 }
 
 fn now_ms() -> i64 {
@@ -82,10 +86,14 @@ impl AuditLog {
                 }
             }
         });
+        let mut nonce = [0u8; 9];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce);
         Arc::new(Self {
             tx,
             keep_arguments,
             dropped: AtomicU64::new(0),
+            prefix: B64.encode(nonce),
+            counter: AtomicU64::new(0),
         })
     }
 
@@ -102,10 +110,9 @@ impl AuditLog {
         let args_json = arguments
             .map(|a| a.to_string())
             .unwrap_or_else(|| "{}".to_owned());
-        let mut id = [0u8; 12];
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let event = AuditEvent {
-            event_id: B64.encode(id),
+            event_id: format!("{}-{n:x}", self.prefix),
             at_ms: now_ms(),
             user_id: principal.user.clone(),
             client_id: principal.client_id.clone(),

@@ -57,6 +57,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
     pub notes: bool,
 
+    /// Record every tool call in the audit log. `--audit false` is for benchmarks that
+    /// measure what auditing costs; a deployment keeps it on.
+    #[arg(long, env = "PORTCULLIS_AUDIT", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    pub audit: bool,
+
     /// Keep each tool call's arguments in the audit log (by default only a digest).
     #[arg(long, env = "PORTCULLIS_AUDIT_ARGUMENTS")]
     pub audit_arguments: bool,
@@ -275,6 +280,7 @@ impl ServeArgs {
                 auth,
                 max_body_bytes: self.max_body_bytes,
                 request_timeout: Duration::from_secs(self.request_timeout),
+                audit: self.audit,
                 audit_arguments: self.audit_arguments,
                 audit_retention: Duration::from_secs(self.audit_retention_days.max(1) * 86_400),
                 tool_scopes: std::sync::Arc::new(if self.notes {

@@ -34,25 +34,47 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Writes a batch in one transaction.
+    /// Writes a batch: multi-row inserts of up to 100 events each, in one transaction
+    /// (one round trip per hundred events rather than per event).
     pub async fn insert_audit(&self, events: &[AuditEvent]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for e in events {
-            sqlx::query(
-                "INSERT INTO audit (event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-            )
-            .bind(&e.event_id)
-            .bind(e.at_ms)
-            .bind(&e.user_id)
-            .bind(&e.client_id)
-            .bind(&e.tool)
-            .bind(&e.outcome)
-            .bind(e.duration_us)
-            .bind(&e.args_digest)
-            .bind(&e.args)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in events.chunks(100) {
+            let mut sql = String::from(
+                "INSERT INTO audit (event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 9;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${},${},${},${},${},${},${},${},${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9
+                ));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING");
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(&e.event_id)
+                    .bind(e.at_ms)
+                    .bind(&e.user_id)
+                    .bind(&e.client_id)
+                    .bind(&e.tool)
+                    .bind(&e.outcome)
+                    .bind(e.duration_us)
+                    .bind(&e.args_digest)
+                    .bind(&e.args);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -37,6 +37,8 @@ pub struct HostConfig {
     /// Scopes each tool needs beyond the base scope; a call without them gets a 403
     /// step-up challenge. Tools not listed need only the base scope.
     pub tool_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
+    /// Record every tool call in the audit log (needs the database: embedded auth).
+    pub audit: bool,
     /// Keep tool arguments in the audit log (otherwise only their digest).
     pub audit_arguments: bool,
     /// How long audit events are kept.
@@ -53,6 +55,7 @@ impl Default for HostConfig {
             request_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             tool_scopes: Arc::default(),
+            audit: true,
             audit_arguments: false,
             audit_retention: Duration::from_secs(90 * 86_400),
         }
