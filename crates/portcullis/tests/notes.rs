@@ -528,3 +528,61 @@ async fn every_call_is_audited_and_schema_failures_are_tool_errors() {
     );
     assert_eq!(first.args_digest.len(), 43, "a SHA-256 digest");
 }
+
+#[tokio::test]
+async fn step_up_applies_to_2025_sessions_too() {
+    let e = env().await;
+    let (_, t) = e.tokens_scoped(Browser::default(), "mcp notes:read").await;
+    let bearer = format!("Bearer {}", t["access_token"].as_str().unwrap());
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": testing::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let resp = e
+        .router
+        .clone()
+        .oneshot(
+            testing::post()
+                .header("authorization", &bearer)
+                .body(Body::from(init.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let session = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let legacy = |body: Value| {
+        testing::post()
+            .header("authorization", &bearer)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", testing::LEGACY)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let r = e
+        .router
+        .clone()
+        .oneshot(legacy(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), http::StatusCode::ACCEPTED);
+    // No Mcp-Name header in the 2025 era: the tool name comes from the body.
+    let write = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "notes_create", "arguments": {"title": "t", "body": "b"}}});
+    let r = e.router.clone().oneshot(legacy(write)).await.unwrap();
+    assert_eq!(r.status(), http::StatusCode::FORBIDDEN);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("scope=\"mcp notes:write\"")
+    );
+    let read = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "notes_search", "arguments": {"query": "x"}}});
+    let r = e.router.clone().oneshot(legacy(read)).await.unwrap();
+    assert_eq!(
+        r.status(),
+        http::StatusCode::OK,
+        "reading is within the token's scopes"
+    );
+}
