@@ -57,6 +57,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
     pub notes: bool,
 
+    /// Tool calls allowed per minute for one user through one client (0 turns the limit off).
+    #[arg(long, env = "PORTCULLIS_TOOL_CALLS_PER_MINUTE", default_value_t = 600)]
+    pub tool_calls_per_minute: u32,
+
     /// Record every tool call in the audit log. `--audit false` is for benchmarks that
     /// measure what auditing costs; a deployment keeps it on.
     #[arg(long, env = "PORTCULLIS_AUDIT", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
@@ -281,6 +285,7 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
                 request_timeout: Duration::from_secs(self.request_timeout),
                 audit: self.audit,
+                tool_calls_per_minute: self.tool_calls_per_minute,
                 audit_arguments: self.audit_arguments,
                 audit_retention: Duration::from_secs(self.audit_retention_days.max(1) * 86_400),
                 tool_scopes: std::sync::Arc::new(if self.notes {

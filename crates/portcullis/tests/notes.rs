@@ -586,3 +586,71 @@ async fn step_up_applies_to_2025_sessions_too() {
         "reading is within the token's scopes"
     );
 }
+
+#[tokio::test]
+async fn tool_calls_are_rate_limited_per_user_and_client() {
+    let e = env_configured(|_| {}, |h| h.tool_calls_per_minute = 3).await;
+    let (_, a) = e.tokens_scoped(Browser::default(), "mcp notes:read").await;
+    let (_, b) = e.tokens_scoped(Browser::default(), "mcp notes:read").await; // alice again, same client id (deduplicated): same bucket
+    let token = a["access_token"].as_str().unwrap();
+    for _ in 0..3 {
+        call(&e, token, "notes_search", json!({"query": "x"})).await;
+    }
+    let req = testing::post()
+        .header("authorization", format!("Bearer {}", b["access_token"].as_str().unwrap()))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "notes_search")
+        .body(Body::from(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "notes_search", "arguments": {"query": "x"},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), http::StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+    let v: Value = serde_json::from_slice(
+        &http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
+    assert_eq!(v["id"], 7);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3 tool calls per minute"),
+        "{v}"
+    );
+    // Another user is not held back by alice's calls.
+    portcullis_authz::server::create_user(
+        e.server.store(),
+        &ring::rand::SystemRandom::new(),
+        "bob",
+        "bob's long password",
+        false,
+    )
+    .await
+    .unwrap();
+    let (_, bob) = e
+        .tokens_scoped(
+            Browser {
+                cookie: None,
+                user: Some(("bob".into(), "bob's long password".into())),
+            },
+            "mcp notes:read",
+        )
+        .await;
+    call(
+        &e,
+        bob["access_token"].as_str().unwrap(),
+        "notes_search",
+        json!({"query": "x"}),
+    )
+    .await;
+}

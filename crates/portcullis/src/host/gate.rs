@@ -54,6 +54,8 @@ pub struct Gate {
     pub request_timeout: Duration,
     /// Scopes each tool needs beyond the base scope (tool name -> scopes).
     pub tool_scopes: Arc<HashMap<String, ScopeSet>>,
+    /// Tool calls per user and client, when limited.
+    pub tool_limit: Option<super::limit::RateLimiter>,
     inflight_ids: Mutex<HashSet<Arc<str>>>,
     tracker: Arc<InflightTracker>,
     sessions: Arc<LocalSessionManager>,
@@ -76,6 +78,7 @@ impl Gate {
             max_body_bytes,
             request_timeout,
             tool_scopes: Arc::new(HashMap::new()),
+            tool_limit: None,
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
             sessions,
@@ -411,6 +414,28 @@ where
             );
         }
         return challenge_response(challenge);
+    }
+    if envelope.method.as_deref() == Some("tools/call")
+        && let Some(limiter) = &gate.tool_limit
+        && let Some(user) = &principal.user
+    {
+        let key = format!("{user}|{}", principal.client_id.as_deref().unwrap_or(""));
+        if let Err(wait) = limiter.check(&key, std::time::Instant::now()) {
+            let message = format!(
+                "rate limit: at most {} tool calls per minute for one user through one client; retry after {wait} s",
+                limiter.per_minute()
+            );
+            let mut response = jsonrpc_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                envelope.id.clone(),
+                INVALID_REQUEST,
+                &message,
+            );
+            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
     }
 
     let session = session_header(&parts.headers);

@@ -7,6 +7,7 @@
 
 pub mod cors;
 pub mod gate;
+pub mod limit;
 pub mod origin;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct HostConfig {
     /// Scopes each tool needs beyond the base scope; a call without them gets a 403
     /// step-up challenge. Tools not listed need only the base scope.
     pub tool_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
+    /// Tool calls allowed per minute for one user through one client (0: no limit).
+    pub tool_calls_per_minute: u32,
     /// Record every tool call in the audit log (needs the database: embedded auth).
     pub audit: bool,
     /// Keep tool arguments in the audit log (otherwise only their digest).
@@ -55,6 +58,7 @@ impl Default for HostConfig {
             request_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             tool_scopes: Arc::default(),
+            tool_calls_per_minute: 0,
             audit: true,
             audit_arguments: false,
             audit_retention: Duration::from_secs(90 * 86_400),
@@ -98,6 +102,8 @@ where
         sessions,
     );
     gate.tool_scopes = config.tool_scopes.clone();
+    gate.tool_limit = (config.tool_calls_per_minute > 0)
+        .then(|| limit::RateLimiter::new(config.tool_calls_per_minute));
     let gate = Arc::new(gate);
     let handle = HostHandle {
         streams,

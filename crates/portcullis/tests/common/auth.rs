@@ -32,6 +32,14 @@ pub struct Env {
 }
 
 pub async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
+    env_configured(tweak, |_| {}).await
+}
+
+/// A server with both the authorization server's and the host's settings adjusted.
+pub async fn env_configured(
+    tweak: impl FnOnce(&mut AsConfig),
+    tweak_host: impl FnOnce(&mut HostConfig),
+) -> Env {
     let dir = std::env::temp_dir().join(format!(
         "portcullis-oauth-{}-{}",
         std::process::id(),
@@ -50,7 +58,7 @@ pub async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
         .await
         .unwrap();
     let (server, boot) = AuthServer::start(config, store).await.unwrap();
-    let host = HostConfig {
+    let mut host = HostConfig {
         policy: OriginPolicy {
             origins: vec![OriginRule::parse("http://localhost:6274").unwrap()],
             hosts: vec![],
@@ -58,6 +66,7 @@ pub async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
         tool_scopes: Arc::new(portcullis::tools::notes::tool_scopes()),
         ..HostConfig::default()
     };
+    tweak_host(&mut host);
     let (router, _) = app_router(host, Some(&server), PortcullisTools::with_notes);
     Env {
         router,
