@@ -47,26 +47,10 @@ fn tool_error(r: &Value) -> String {
 
 async fn two_users() -> (Env, String, String) {
     let e = env().await;
-    portcullis_authz::server::create_user(
-        e.server.store(),
-        &ring::rand::SystemRandom::new(),
-        "bob",
-        "bob's long password",
-        false,
-    )
-    .await
-    .unwrap();
+    let bob_browser = add_bob(&e).await;
     let all = "mcp notes:read notes:write";
     let (_, alice) = e.tokens_scoped(Browser::default(), all).await;
-    let (_, bob) = e
-        .tokens_scoped(
-            Browser {
-                cookie: None,
-                user: Some(("bob".into(), "bob's long password".into())),
-            },
-            all,
-        )
-        .await;
+    let (_, bob) = e.tokens_scoped(bob_browser, all).await;
     let t = |v: Value| v["access_token"].as_str().unwrap().to_owned();
     (e, t(alice), t(bob))
 }
@@ -628,24 +612,8 @@ async fn tool_calls_are_rate_limited_per_user_and_client() {
         "{v}"
     );
     // Another user is not held back by alice's calls.
-    portcullis_authz::server::create_user(
-        e.server.store(),
-        &ring::rand::SystemRandom::new(),
-        "bob",
-        "bob's long password",
-        false,
-    )
-    .await
-    .unwrap();
-    let (_, bob) = e
-        .tokens_scoped(
-            Browser {
-                cookie: None,
-                user: Some(("bob".into(), "bob's long password".into())),
-            },
-            "mcp notes:read",
-        )
-        .await;
+    let bob_browser = add_bob(&e).await;
+    let (_, bob) = e.tokens_scoped(bob_browser, "mcp notes:read").await;
     call(
         &e,
         bob["access_token"].as_str().unwrap(),

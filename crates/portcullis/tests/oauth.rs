@@ -1041,22 +1041,9 @@ async fn bad_metadata_documents_are_refused_with_the_reason() {
 #[tokio::test]
 async fn a_2025_session_is_usable_only_by_the_user_who_opened_it() {
     let e = env().await;
-    portcullis_authz::server::create_user(
-        e.server.store(),
-        &ring::rand::SystemRandom::new(),
-        "bob",
-        "bob's long password",
-        false,
-    )
-    .await
-    .unwrap();
+    let bob_browser = add_bob(&e).await;
     let (_, alice) = e.tokens().await;
-    let (_, bob) = e
-        .tokens_as(Browser {
-            cookie: None,
-            user: Some(("bob".into(), "bob's long password".into())),
-        })
-        .await;
+    let (_, bob) = e.tokens_as(bob_browser).await;
     let bearer = |t: &Value| format!("Bearer {}", t["access_token"].as_str().unwrap());
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {"protocolVersion": testing::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});

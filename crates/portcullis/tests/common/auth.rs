@@ -405,3 +405,23 @@ pub fn www(r: &Reply) -> String {
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
 }
+
+/// Bob's password, for tests with a second user.
+pub const BOB_PASSWORD: &str = "bob's long password";
+
+/// Creates the second user, bob, and returns a browser that logs in as him.
+pub async fn add_bob(e: &Env) -> Browser {
+    portcullis_authz::server::create_user(
+        e.server.store(),
+        &ring::rand::SystemRandom::new(),
+        "bob",
+        BOB_PASSWORD,
+        false,
+    )
+    .await
+    .unwrap();
+    Browser {
+        cookie: None,
+        user: Some(("bob".into(), BOB_PASSWORD.into())),
+    }
+}
