@@ -152,6 +152,25 @@ pub struct ServeConfig {
     pub auth: AuthPlan,
 }
 
+impl ServeConfig {
+    /// Makes calls to `tool` need `scope` (a 403 step-up challenge without it), and lets
+    /// the embedded authorization server grant that scope, shown on the consent page as
+    /// `description`. The one call a custom tool needs to get least privilege.
+    pub fn require_scope(&mut self, tool: &str, scope: &'static str, description: &'static str) {
+        if let Ok(set) = portcullis_oauth::ScopeSet::parse(scope) {
+            std::sync::Arc::make_mut(&mut self.host.tool_scopes).insert(tool.to_owned(), set);
+        }
+        if let AuthPlan::Embedded { config, .. } = &mut self.auth
+            && !config.scopes.iter().any(|s| s.name == scope)
+        {
+            config.scopes.push(portcullis_authz::server::ScopeInfo {
+                name: scope,
+                description,
+            });
+        }
+    }
+}
+
 /// A setting that cannot work, with what would.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -372,6 +391,26 @@ mod tests {
                 .policy
                 .check(Some("https://evil.example"), Some("127.0.0.1:8080"))
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn require_scope_guards_the_tool_and_lets_the_server_grant_it() {
+        let mut c = config(&[]).unwrap();
+        c.require_scope("greet", "greet", "Be greeted by name");
+        assert_eq!(c.host.tool_scopes["greet"].to_string(), "greet");
+        assert!(
+            c.host.tool_scopes.contains_key("notes_create"),
+            "the built-in scopes stay"
+        );
+        let AuthPlan::Embedded { config, .. } = &c.auth else {
+            panic!("embedded by default")
+        };
+        assert!(
+            config
+                .scopes
+                .iter()
+                .any(|s| s.name == "greet" && s.description == "Be greeted by name")
         );
     }
 
