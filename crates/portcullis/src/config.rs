@@ -312,6 +312,11 @@ impl ServeArgs {
                 } else {
                     Default::default()
                 }),
+                method_scopes: std::sync::Arc::new(if self.notes {
+                    crate::tools::notes::method_scopes()
+                } else {
+                    Default::default()
+                }),
                 ..HostConfig::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),

@@ -622,3 +622,112 @@ async fn tool_calls_are_rate_limited_per_user_and_client() {
     )
     .await;
 }
+
+/// A 2026-07-28 request of any method with a bearer token; returns the whole JSON-RPC reply.
+async fn rpc(e: &Env, token: &str, method: &str, params: Value) -> (http::StatusCode, Value) {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}});
+    let mut req = testing::post()
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", method);
+    if let Some(uri) = params.get("uri").and_then(|u| u.as_str()) {
+        req = req.header("mcp-name", uri);
+    }
+    let resp = e
+        .router
+        .clone()
+        .oneshot(
+            req.body(Body::from(
+                json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params}).to_string(),
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn notes_are_resources_of_their_owner_only() {
+    let (e, alice, bob) = two_users().await;
+    for i in 0..51 {
+        call(
+            &e,
+            &alice,
+            "notes_create",
+            json!({"title": format!("n{i}"), "body": format!("body {i}")}),
+        )
+        .await;
+    }
+    let (status, page1) = rpc(&e, &alice, "resources/list", json!({})).await;
+    assert_eq!(status, http::StatusCode::OK, "{page1}");
+    let r1 = &page1["result"];
+    assert_eq!(r1["resources"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        r1["cacheScope"], "private",
+        "per-user content is never shared"
+    );
+    let cursor = r1["nextCursor"].as_str().unwrap();
+    let (_, page2) = rpc(&e, &alice, "resources/list", json!({"cursor": cursor})).await;
+    assert_eq!(page2["result"]["resources"].as_array().unwrap().len(), 1);
+    assert!(page2["result"].get("nextCursor").is_none());
+    // Bob sees none of them, even with alice's cursor.
+    let (_, theirs) = rpc(&e, &bob, "resources/list", json!({"cursor": cursor})).await;
+    assert_eq!(theirs["result"]["resources"], json!([]));
+    let (_, bad) = rpc(
+        &e,
+        &alice,
+        "resources/list",
+        json!({"cursor": "not-a-cursor"}),
+    )
+    .await;
+    assert_eq!(bad["error"]["code"], -32602);
+
+    let uri = r1["resources"][0]["uri"].as_str().unwrap().to_owned();
+    let (_, read) = rpc(&e, &alice, "resources/read", json!({"uri": uri})).await;
+    let text = read["result"]["contents"][0]["text"].as_str().unwrap();
+    let name = r1["resources"][0]["name"].as_str().unwrap();
+    let n = name.trim_start_matches('n');
+    assert_eq!(
+        text,
+        format!("# {name}\n\nbody {n}"),
+        "title as a heading, then the body"
+    );
+    let (_, stolen) = rpc(&e, &bob, "resources/read", json!({"uri": uri})).await;
+    let (_, missing) = rpc(
+        &e,
+        &bob,
+        "resources/read",
+        json!({"uri": "note://doesNotExist"}),
+    )
+    .await;
+    assert_eq!(
+        stolen["error"]["code"], missing["error"]["code"],
+        "alice's note looks missing to bob: {stolen}"
+    );
+    let (_, templates) = rpc(&e, &alice, "resources/templates/list", json!({})).await;
+    assert_eq!(
+        templates["result"]["resourceTemplates"][0]["uriTemplate"],
+        "note://{id}"
+    );
+
+    // Resources need notes:read like the read tools.
+    let (_, t) = e.tokens_scoped(Browser::default(), "mcp").await;
+    let (status, _) = rpc(
+        &e,
+        t["access_token"].as_str().unwrap(),
+        "resources/list",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::FORBIDDEN);
+}

@@ -54,6 +54,8 @@ pub struct Gate {
     pub request_timeout: Duration,
     /// Scopes each tool needs beyond the base scope (tool name -> scopes).
     pub tool_scopes: Arc<HashMap<String, ScopeSet>>,
+    /// Scopes whole methods need.
+    pub method_scopes: Arc<HashMap<String, ScopeSet>>,
     /// Tool calls per user and client, when limited.
     pub tool_limit: Option<super::limit::RateLimiter>,
     inflight_ids: Mutex<HashSet<Arc<str>>>,
@@ -78,6 +80,7 @@ impl Gate {
             max_body_bytes,
             request_timeout,
             tool_scopes: Arc::new(HashMap::new()),
+            method_scopes: Arc::new(HashMap::new()),
             tool_limit: None,
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
@@ -413,6 +416,12 @@ where
                 None,
             );
         }
+        return challenge_response(challenge);
+    }
+    if let Some(method) = envelope.method.as_deref()
+        && let Some(needed) = gate.method_scopes.get(method)
+        && let Err(challenge) = gate.auth.step_up(principal, method, needed)
+    {
         return challenge_response(challenge);
     }
     if envelope.method.as_deref() == Some("tools/call")

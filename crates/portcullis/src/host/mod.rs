@@ -38,6 +38,8 @@ pub struct HostConfig {
     /// Scopes each tool needs beyond the base scope; a call without them gets a 403
     /// step-up challenge. Tools not listed need only the base scope.
     pub tool_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
+    /// Scopes whole methods need (e.g. `resources/read` for notes), checked the same way.
+    pub method_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
     /// Tool calls allowed per minute for one user through one client (0: no limit).
     pub tool_calls_per_minute: u32,
     /// Record every tool call in the audit log (needs the database: embedded auth).
@@ -58,6 +60,7 @@ impl Default for HostConfig {
             request_timeout: Duration::from_secs(60),
             sse_keep_alive: Duration::from_secs(15),
             tool_scopes: Arc::default(),
+            method_scopes: Arc::default(),
             tool_calls_per_minute: 0,
             audit: true,
             audit_arguments: false,
@@ -102,6 +105,7 @@ where
         sessions,
     );
     gate.tool_scopes = config.tool_scopes.clone();
+    gate.method_scopes = config.method_scopes.clone();
     gate.tool_limit = (config.tool_calls_per_minute > 0)
         .then(|| limit::RateLimiter::new(config.tool_calls_per_minute));
     let gate = Arc::new(gate);

@@ -22,6 +22,8 @@ use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 #[derive(Debug, Clone)]
 pub struct PortcullisTools {
     tool_router: Arc<ToolRouter<Self>>,
+    /// Whether the notes toolset (tools and `note://` resources) is on.
+    notes: bool,
 }
 
 static TOOL_ROUTER: LazyLock<Arc<ToolRouter<PortcullisTools>>> =
@@ -78,6 +80,7 @@ impl PortcullisTools {
     pub fn new() -> Self {
         Self {
             tool_router: TOOL_ROUTER.clone(),
+            notes: false,
         }
     }
 
@@ -85,6 +88,7 @@ impl PortcullisTools {
     pub fn with_notes() -> Self {
         Self {
             tool_router: WITH_NOTES.clone(),
+            notes: true,
         }
     }
 
@@ -108,6 +112,30 @@ impl PortcullisTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PortcullisTools {
+    async fn list_resources(
+        &self,
+        request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+        notes::list_resources(self.notes, request, context).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+        notes::list_resource_templates(self.notes, &context)
+    }
+
+    async fn read_resource(
+        &self,
+        request: rmcp::model::ReadResourceRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+        notes::read_resource(self.notes, request, context).await
+    }
+
     /// Runs the tool, then: arguments that do not fit a known tool's schema become a tool
     /// error the model can read and fix (SEP-1303), and the call goes to the audit log.
     async fn call_tool(
@@ -162,7 +190,15 @@ impl ServerHandler for PortcullisTools {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.notes {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("portcullis", env!("CARGO_PKG_VERSION"))
                     .with_title("Portcullis"),

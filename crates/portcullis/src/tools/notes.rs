@@ -41,6 +41,23 @@ pub fn tool_scopes() -> std::collections::HashMap<String, portcullis_oauth::Scop
         .collect()
 }
 
+/// Methods that read notes as resources, and the scope they need.
+pub fn method_scopes() -> std::collections::HashMap<String, portcullis_oauth::ScopeSet> {
+    [
+        "resources/list",
+        "resources/read",
+        "resources/templates/list",
+    ]
+    .into_iter()
+    .filter_map(|m| {
+        Some((
+            m.to_owned(),
+            portcullis_oauth::ScopeSet::parse("notes:read").ok()?,
+        ))
+    })
+    .collect()
+}
+
 /// Largest note body, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest title, in characters.
@@ -477,6 +494,143 @@ impl PortcullisTools {
             .ok_or_else(|| format!("no deleted note with id {:?} can be restored (it is not in the trash, or its 30 days are over)", args.id))?;
         Ok(Json(note.into()))
     }
+}
+
+// ---------------------------------------------------------------- note:// resources
+
+const RESOURCE_PAGE: i64 = 50;
+
+fn modern(ctx: &rmcp::service::RequestContext<rmcp::RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str())
+}
+
+fn context_notes(
+    ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
+) -> Result<(Store, String), ErrorData> {
+    let parts = ctx.extensions.get::<http::request::Parts>();
+    Notes {
+        store: parts.and_then(|p| p.extensions.get::<Store>().cloned()),
+        user: parts.and_then(|p| principal_of(p).user.clone()),
+    }
+    .open()
+    .map_err(|e| ErrorData::invalid_request(e, None))
+}
+
+fn off() -> ErrorData {
+    ErrorData::method_not_found::<rmcp::model::ListResourcesRequestMethod>()
+}
+
+/// The caller's notes as resources, most recently changed first, a page at a time.
+pub async fn list_resources(
+    enabled: bool,
+    request: Option<rmcp::model::PaginatedRequestParams>,
+    ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+) -> Result<rmcp::model::ListResourcesResult, ErrorData> {
+    if !enabled {
+        return Err(off());
+    }
+    let (store, user) = context_notes(&ctx)?;
+    let after = match request.and_then(|r| r.cursor).filter(|c| !c.is_empty()) {
+        Some(c) => Some(decode_list_cursor(&c).ok_or_else(|| {
+            ErrorData::invalid_params(
+                "the cursor is not valid: pass nextCursor from the previous page unchanged",
+                None,
+            )
+        })?),
+        None => None,
+    };
+    let notes = store
+        .list_notes(&user, after.as_ref(), RESOURCE_PAGE)
+        .await
+        .map_err(|e| ErrorData::internal_error(store_failed(e), None))?;
+    let next = (notes.len() as i64 == RESOURCE_PAGE)
+        .then(|| {
+            notes.last().map(|n| {
+                encode_list_cursor(&NotesAfter {
+                    updated_at: n.updated_at,
+                    id: n.id.clone(),
+                })
+            })
+        })
+        .flatten();
+    let resources = notes
+        .into_iter()
+        .map(|n| {
+            rmcp::model::Resource::new(format!("note://{}", n.id), n.title.clone())
+                .with_title(n.title)
+                .with_mime_type("text/markdown")
+                .with_size(n.body.len() as u64)
+        })
+        .collect();
+    let mut result = rmcp::model::ListResourcesResult::with_all_items(resources);
+    result.next_cursor = next;
+    // Per-user content: never shared between callers.
+    Ok(if modern(&ctx) {
+        result
+            .with_ttl_ms(0)
+            .with_cache_scope(rmcp::model::CacheScope::Private)
+    } else {
+        result
+    })
+}
+
+pub fn list_resource_templates(
+    enabled: bool,
+    ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
+) -> Result<rmcp::model::ListResourceTemplatesResult, ErrorData> {
+    if !enabled {
+        return Err(off());
+    }
+    let template = rmcp::model::ResourceTemplate::new("note://{id}", "note")
+        .with_title("A note")
+        .with_description("One of your notes, by id (ids come from notes_search or resources/list)")
+        .with_mime_type("text/markdown");
+    let result = rmcp::model::ListResourceTemplatesResult::with_all_items(vec![template]);
+    Ok(if modern(ctx) {
+        result
+            .with_ttl_ms(60_000)
+            .with_cache_scope(rmcp::model::CacheScope::Public)
+    } else {
+        result
+    })
+}
+
+/// `note://{id}`: the note's title as a heading, then its body.
+pub async fn read_resource(
+    enabled: bool,
+    request: rmcp::model::ReadResourceRequestParams,
+    ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
+    if !enabled {
+        return Err(off());
+    }
+    let (store, user) = context_notes(&ctx)?;
+    let uri = request.uri.as_str();
+    let not_found = || {
+        ErrorData::resource_not_found(
+            format!("no note at {uri}; resources/list shows your notes"),
+            Some(serde_json::json!({"uri": uri})),
+        )
+    };
+    let id = uri
+        .strip_prefix("note://")
+        .filter(|id| check_id(id).is_ok())
+        .ok_or_else(not_found)?;
+    let note = store
+        .note(&user, id, false)
+        .await
+        .map_err(|e| ErrorData::internal_error(store_failed(e), None))?
+        .ok_or_else(not_found)?;
+    let text = format!("# {}\n\n{}", note.title, note.body);
+    let mut result = rmcp::model::ReadResourceResult::new(vec![
+        rmcp::model::ResourceContents::text(text, uri).with_mime_type("text/markdown"),
+    ]);
+    if modern(&ctx) {
+        result.ttl_ms = Some(0);
+        result.cache_scope = Some(rmcp::model::CacheScope::Private);
+    }
+    Ok(result.into())
 }
 
 #[cfg(test)]

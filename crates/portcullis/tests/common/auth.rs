@@ -64,6 +64,7 @@ pub async fn env_configured(
             hosts: vec![],
         },
         tool_scopes: Arc::new(portcullis::tools::notes::tool_scopes()),
+        method_scopes: Arc::new(portcullis::tools::notes::method_scopes()),
         ..HostConfig::default()
     };
     tweak_host(&mut host);
