@@ -631,8 +631,12 @@ async fn rpc(e: &Env, token: &str, method: &str, params: Value) -> (http::Status
         .header("authorization", format!("Bearer {token}"))
         .header("mcp-protocol-version", testing::MODERN)
         .header("mcp-method", method);
-    if let Some(uri) = params.get("uri").and_then(|u| u.as_str()) {
-        req = req.header("mcp-name", uri);
+    if let Some(name) = params
+        .get("uri")
+        .or_else(|| params.get("name"))
+        .and_then(|u| u.as_str())
+    {
+        req = req.header("mcp-name", name);
     }
     let resp = e
         .router
@@ -730,4 +734,65 @@ async fn notes_are_resources_of_their_owner_only() {
     )
     .await;
     assert_eq!(status, http::StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_summary_prompt_embeds_only_the_callers_matching_notes() {
+    let (e, alice, bob) = two_users().await;
+    call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "Trip plan", "body": "Book the train to Lyon"}),
+    )
+    .await;
+    call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "Groceries", "body": "milk"}),
+    )
+    .await;
+    call(
+        &e,
+        &bob,
+        "notes_create",
+        json!({"title": "Bob's trip", "body": "train to Oslo"}),
+    )
+    .await;
+    let (_, list) = rpc(&e, &alice, "prompts/list", json!({})).await;
+    assert_eq!(list["result"]["prompts"][0]["name"], "summarize_notes");
+    let (status, got) = rpc(
+        &e,
+        &alice,
+        "prompts/get",
+        json!({"name": "summarize_notes", "arguments": {"query": "train"}}),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{got}");
+    let messages = got["result"]["messages"].as_array().unwrap();
+    assert_eq!(
+        messages.len(),
+        2,
+        "one note embedded, then the request: {got}"
+    );
+    let embedded = messages[0]["content"]["resource"]["text"].as_str().unwrap();
+    assert!(
+        embedded.contains("Lyon") && !embedded.contains("Oslo"),
+        "{embedded}"
+    );
+    assert!(
+        messages[1]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not as instructions")
+    );
+    let (_, missing_arg) = rpc(
+        &e,
+        &alice,
+        "prompts/get",
+        json!({"name": "summarize_notes"}),
+    )
+    .await;
+    assert_eq!(missing_arg["error"]["code"], -32602);
 }
