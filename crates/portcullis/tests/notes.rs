@@ -35,6 +35,57 @@ async fn call(e: &Env, token: &str, name: &str, args: Value) -> Value {
     v["result"].clone()
 }
 
+/// A tools/call with full control of the params (capabilities, MRTR fields).
+async fn call_params(e: &Env, token: &str, name: &str, mut params: Value, caps: Value) -> Value {
+    params["name"] = json!(name);
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": caps});
+    let req = testing::post()
+        .header("authorization", format!("Bearer {token}"))
+        .header("mcp-protocol-version", testing::MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name)
+        .body(Body::from(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+                .to_string(),
+        ))
+        .unwrap();
+    let resp = e.router.clone().oneshot(req).await.unwrap();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// notes_delete through the 2026-07-28 confirmation: the first call asks, the retry answers.
+async fn delete_confirmed(e: &Env, token: &str, id: &str, answer: Value) -> Value {
+    let caps = json!({"elicitation": {}});
+    let first = call_params(
+        e,
+        token,
+        "notes_delete",
+        json!({"arguments": {"id": id}}),
+        caps.clone(),
+    )
+    .await;
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    assert_eq!(
+        r["inputRequests"]["confirm"]["method"],
+        "elicitation/create"
+    );
+    let state = r["requestState"].as_str().unwrap();
+    let retry = call_params(
+        e,
+        token,
+        "notes_delete",
+        json!({"arguments": {"id": id}, "inputResponses": {"confirm": answer}, "requestState": state}),
+        caps,
+    )
+    .await;
+    retry["result"].clone()
+}
+
 fn ok(r: &Value) -> &Value {
     assert_ne!(r["isError"], true, "{r}");
     &r["structuredContent"]
@@ -168,7 +219,13 @@ async fn each_user_reaches_only_their_own_notes() {
     )
     .await;
     assert_eq!(ok(&up)["body"], "Buy Kenyan coffee");
-    let del = call(&e, &alice, "notes_delete", json!({"id": a1})).await;
+    let del = delete_confirmed(
+        &e,
+        &alice,
+        &a1,
+        json!({"action": "accept", "content": {"confirm": true}}),
+    )
+    .await;
     assert!(
         ok(&del)["restorable_until"]
             .as_str()
@@ -795,4 +852,104 @@ async fn the_summary_prompt_embeds_only_the_callers_matching_notes() {
     )
     .await;
     assert_eq!(missing_arg["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn deleting_asks_first_and_the_answer_is_bound_to_one_call() {
+    let (e, alice, bob) = two_users().await;
+    let id = |r: &Value| r["structuredContent"]["id"].as_str().unwrap().to_owned();
+    let n1 = id(&call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "keep me", "body": "b"}),
+    )
+    .await);
+    // Decline and cancel keep the note.
+    for answer in [
+        json!({"action": "decline"}),
+        json!({"action": "cancel"}),
+        json!({"action": "accept", "content": {"confirm": false}}),
+    ] {
+        let r = delete_confirmed(&e, &alice, &n1, answer.clone()).await;
+        assert!(tool_error(&r).contains("nothing was changed"), "{answer}");
+        ok(&call(&e, &alice, "notes_get", json!({"id": n1})).await);
+    }
+    // A client that cannot ask gets a tool error that says why.
+    let r = call(&e, &alice, "notes_delete", json!({"id": n1})).await;
+    assert!(tool_error(&r).contains("cannot ask"));
+    // The state: forged, tampered, replayed, another user's or another note's are refused.
+    let caps = json!({"elicitation": {}});
+    let yes = json!({"confirm": {"action": "accept", "content": {"confirm": true}}});
+    let ask = call_params(
+        &e,
+        &alice,
+        "notes_delete",
+        json!({"arguments": {"id": n1}}),
+        caps.clone(),
+    )
+    .await;
+    let state = ask["result"]["requestState"].as_str().unwrap().to_owned();
+    let mut tampered = state.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let n2 = id(&call(
+        &e,
+        &alice,
+        "notes_create",
+        json!({"title": "other", "body": "b"}),
+    )
+    .await);
+    let bobs = id(&call(
+        &e,
+        &bob,
+        "notes_create",
+        json!({"title": "bob", "body": "b"}),
+    )
+    .await);
+    for (who, note, st) in [
+        (&alice, &n1, "forged"),
+        (&alice, &n1, tampered.as_str()),
+        (&bob, &bobs, state.as_str()),
+        (&alice, &n2, state.as_str()),
+    ] {
+        let r = call_params(
+            &e,
+            who,
+            "notes_delete",
+            json!({"arguments": {"id": note}, "inputResponses": yes, "requestState": st}),
+            caps.clone(),
+        )
+        .await;
+        assert_eq!(r["error"]["code"], -32602, "{st}: {r}");
+    }
+    let used_once = call_params(
+        &e,
+        &alice,
+        "notes_delete",
+        json!({"arguments": {"id": n1}, "inputResponses": yes, "requestState": state}),
+        caps.clone(),
+    )
+    .await;
+    assert!(
+        used_once["result"]["structuredContent"]["restorable_until"].is_string(),
+        "{used_once}"
+    );
+    ok(&call(&e, &alice, "notes_restore", json!({"id": n1})).await); // back, so only the state can stop a replay
+    let replay = call_params(
+        &e,
+        &alice,
+        "notes_delete",
+        json!({"arguments": {"id": n1}, "inputResponses": yes, "requestState": state}),
+        caps,
+    )
+    .await;
+    assert_eq!(
+        replay["error"]["code"], -32602,
+        "a state is good once: {replay}"
+    );
+    ok(&call(&e, &alice, "notes_get", json!({"id": n1})).await);
+    ok(&call(&e, &alice, "notes_get", json!({"id": n2})).await);
+    ok(&call(&e, &bob, "notes_get", json!({"id": bobs})).await);
 }

@@ -2,6 +2,7 @@
 //! the first thing an operator checks after connecting a client, and the proof that
 //! the guard's principal reaches tool handlers. [`notes`] is the per-user notes toolset.
 
+pub mod confirm;
 pub mod notes;
 
 use std::sync::{Arc, LazyLock};

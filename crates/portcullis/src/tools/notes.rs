@@ -438,7 +438,7 @@ impl PortcullisTools {
     #[tool(
         name = "notes_delete",
         title = "Delete a note",
-        description = "Moves one of your notes to the trash. It can be brought back with notes_restore for 30 days, then it is gone.",
+        description = "Moves one of your notes to the trash, after asking you to confirm. It can be brought back with notes_restore for 30 days, then it is gone.",
         annotations(
             title = "Delete a note",
             read_only_hint = false,
@@ -450,22 +450,59 @@ impl PortcullisTools {
     pub async fn notes_delete(
         &self,
         notes: Notes,
+        ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+        rmcp::handler::server::tool::RequestState(state): rmcp::handler::server::tool::RequestState,
+        rmcp::handler::server::tool::InputResponses(responses): rmcp::handler::server::tool::InputResponses,
         Parameters(args): Parameters<IdArgs>,
-    ) -> Result<Json<Deleted>, String> {
-        let (store, user) = notes.open()?;
-        check_id(&args.id)?;
-        let now = now();
-        if !store
-            .trash_note(&user, &args.id, now)
-            .await
-            .map_err(store_failed)?
-        {
-            return Err(not_found(&args.id));
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        use rmcp::model::{CallToolResult, ContentBlock};
+        let tool_error =
+            |text: String| Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
+        let (store, user) = match notes.open() {
+            Ok(x) => x,
+            Err(e) => return tool_error(e),
+        };
+        if let Err(e) = check_id(&args.id) {
+            return tool_error(e);
         }
-        Ok(Json(Deleted {
+        let note = match store.note(&user, &args.id, false).await {
+            Ok(Some(n)) => n,
+            Ok(None) => return tool_error(not_found(&args.id)),
+            Err(e) => return tool_error(store_failed(e)),
+        };
+        let question = format!(
+            "Delete the note \u{201c}{}\u{201d}? It can be restored for 30 days.",
+            note.title
+        );
+        let arguments = serde_json::json!({"id": args.id});
+        match super::confirm::confirm(
+            &ctx,
+            &user,
+            "notes_delete",
+            &arguments,
+            &question,
+            state,
+            responses,
+        )
+        .await?
+        {
+            super::confirm::Confirmation::Ask(ask) => return Ok(ask.into()),
+            super::confirm::Confirmation::Refused(why) => return tool_error(why),
+            super::confirm::Confirmation::Confirmed => {}
+        }
+        let now = now();
+        match store.trash_note(&user, &args.id, now).await {
+            Ok(true) => {}
+            Ok(false) => return tool_error(not_found(&args.id)),
+            Err(e) => return tool_error(store_failed(e)),
+        }
+        let done = Deleted {
             id: args.id,
             restorable_until: rfc3339(now + RESTORE_WINDOW),
-        }))
+        };
+        let value = serde_json::to_value(&done)
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(CallToolResult::structured(value).into())
     }
 
     #[tool(

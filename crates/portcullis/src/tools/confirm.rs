@@ -1,0 +1,253 @@
+//! Asking the person before a destructive tool acts.
+//!
+//! - 2026-07-28: the first call answers `input_required` with a form elicitation and a
+//!   `requestState` sealed with ChaCha20-Poly1305 under a per-process key. The state binds
+//!   the user, the tool, a digest of the arguments and a five-minute expiry, and it is
+//!   accepted once. The retry carries the person's answer in `inputResponses`.
+//! - 2025 sessions: `elicitation/create` goes to the client on the call's own stream, and
+//!   the call waits for the answer.
+//!
+//! A client that cannot ask the person (no `elicitation` capability) gets a tool error
+//! saying so: the action does not happen unasked.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom, SystemRandom};
+use rmcp::model::{
+    ElicitRequest, ElicitRequestParams, ElicitationAction, InputRequest, InputRequests,
+    InputRequiredResult, InputResponses, ProtocolVersion,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const TTL_SECS: i64 = 300;
+const KEY: &str = "confirm";
+
+/// What asking produced.
+#[derive(Debug)]
+pub enum Confirmation {
+    /// The person said yes: go ahead.
+    Confirmed,
+    /// Send this back to the client (2026-07-28 first round).
+    Ask(InputRequiredResult),
+    /// No: the text says why (declined, cancelled, or the client cannot ask).
+    Refused(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct State {
+    /// The user the question was for.
+    u: String,
+    /// The tool.
+    t: String,
+    /// SHA-256 of the arguments.
+    d: String,
+    /// Expiry, Unix seconds.
+    e: i64,
+    /// Single-use nonce.
+    n: String,
+}
+
+fn key() -> Option<&'static LessSafeKey> {
+    static KEY: OnceLock<Option<LessSafeKey>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new().fill(&mut bytes).ok()?;
+        UnboundKey::new(&CHACHA20_POLY1305, &bytes)
+            .ok()
+            .map(LessSafeKey::new)
+    })
+    .as_ref()
+}
+
+fn used() -> &'static Mutex<HashMap<String, i64>> {
+    static USED: OnceLock<Mutex<HashMap<String, i64>>> = OnceLock::new();
+    USED.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn seal(state: &State) -> Option<String> {
+    let key = key()?;
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new().fill(&mut nonce).ok()?;
+    let mut buf = serde_json::to_vec(state).ok()?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(b"confirm v1"),
+        &mut buf,
+    )
+    .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Some(B64.encode(out))
+}
+
+fn open(sealed: &str) -> Option<State> {
+    let raw = B64.decode(sealed).ok()?;
+    if raw.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, body) = raw.split_at(NONCE_LEN);
+    let mut body = body.to_vec();
+    let plain = key()?
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(nonce).ok()?,
+            Aad::from(b"confirm v1"),
+            &mut body,
+        )
+        .ok()?;
+    serde_json::from_slice(plain).ok()
+}
+
+fn bad_state() -> ErrorData {
+    ErrorData::invalid_params(
+        "requestState was not accepted: it was altered, has expired, was used already, or belongs to another user or call; call the tool again without it to be asked anew",
+        None,
+    )
+}
+
+/// Asks the person to confirm `question` before `tool` acts for `user` with `arguments`.
+pub async fn confirm(
+    ctx: &RequestContext<RoleServer>,
+    user: &str,
+    tool: &str,
+    arguments: &serde_json::Value,
+    question: &str,
+    state: Option<String>,
+    responses: Option<InputResponses>,
+) -> Result<Confirmation, ErrorData> {
+    let can_ask = ctx
+        .client_capabilities()
+        .is_some_and(|c| c.elicitation.is_some());
+    if !can_ask {
+        return Ok(Confirmation::Refused(format!(
+            "{tool} needs the person's confirmation, and this client cannot ask (it did not declare the elicitation capability); nothing was changed"
+        )));
+    }
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"confirm": {"type": "boolean", "title": "Yes, do it", "default": false}},
+        "required": ["confirm"]
+    });
+    let requested_schema = serde_json::from_value(schema)
+        .map_err(|e| ErrorData::internal_error(format!("confirmation schema: {e}"), None))?;
+    let params = ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: question.to_owned(),
+        requested_schema,
+    };
+    let stateless = ctx
+        .protocol_version()
+        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    let digest = B64.encode(Sha256::digest(arguments.to_string().as_bytes()));
+
+    let answer: serde_json::Value = if stateless {
+        let Some(sealed) = state else {
+            let mut n = [0u8; 16];
+            SystemRandom::new()
+                .fill(&mut n)
+                .map_err(|_| ErrorData::internal_error("random source failed", None))?;
+            let st = State {
+                u: user.to_owned(),
+                t: tool.to_owned(),
+                d: digest,
+                e: now() + TTL_SECS,
+                n: B64.encode(n),
+            };
+            let sealed = seal(&st).ok_or_else(|| {
+                ErrorData::internal_error("could not seal the request state", None)
+            })?;
+            let mut requests = InputRequests::new();
+            requests.insert(
+                KEY.to_owned(),
+                InputRequest::Elicitation(ElicitRequest::new(params)),
+            );
+            return Ok(Confirmation::Ask(InputRequiredResult::new(
+                Some(requests),
+                Some(sealed),
+            )));
+        };
+        let st = open(&sealed).ok_or_else(bad_state)?;
+        let now = now();
+        if st.u != user || st.t != tool || st.d != digest || st.e <= now {
+            return Err(bad_state());
+        }
+        {
+            let mut used = used().lock().map_err(|_| bad_state())?;
+            used.retain(|_, exp| *exp > now);
+            if used.insert(st.n.clone(), st.e).is_some() {
+                return Err(bad_state());
+            }
+        }
+        match responses.as_ref().and_then(|r| r.get(KEY)) {
+            Some(a) => a.clone(),
+            None => {
+                return Err(ErrorData::invalid_params(
+                    format!("inputResponses[{KEY:?}] is missing: answer the elicitation"),
+                    None,
+                ));
+            }
+        }
+    } else {
+        let result = ctx.peer.create_elicitation(params).await.map_err(|e| {
+            ErrorData::internal_error(format!("asking the person failed: {e}"), None)
+        })?;
+        serde_json::to_value(result).map_err(|e| ErrorData::internal_error(e.to_string(), None))?
+    };
+    let action: ElicitationAction =
+        serde_json::from_value(answer["action"].clone()).map_err(|_| {
+            ErrorData::invalid_params(
+                "the confirmation answer has no valid action (accept, decline or cancel)",
+                None,
+            )
+        })?;
+    Ok(match action {
+        ElicitationAction::Accept
+            if answer["content"]["confirm"] == serde_json::Value::Bool(true) =>
+        {
+            Confirmation::Confirmed
+        }
+        ElicitationAction::Accept => {
+            Confirmation::Refused("the person did not confirm; nothing was changed".to_owned())
+        }
+        ElicitationAction::Decline => {
+            Confirmation::Refused("the person declined; nothing was changed".to_owned())
+        }
+        _ => Confirmation::Refused("the person cancelled; nothing was changed".to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_state_round_trips_and_tampering_fails() {
+        let st = State {
+            u: "u".into(),
+            t: "t".into(),
+            d: "d".into(),
+            e: 5,
+            n: "n".into(),
+        };
+        let s = seal(&st).unwrap();
+        assert_eq!(open(&s).unwrap().u, "u");
+        let mut raw = B64.decode(&s).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        assert!(open(&B64.encode(raw)).is_none());
+        assert!(open("short").is_none());
+    }
+}
