@@ -57,6 +57,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
     pub notes: bool,
 
+    /// Clients that mishandle a 403 step-up, comma-separated: client ids or metadata URLs, or
+    /// prefixes ending in `*`. A tool call missing a scope is answered to them as a tool
+    /// error naming the scope.
+    #[arg(long, env = "PORTCULLIS_STEP_UP_AS_TOOL_ERROR", value_delimiter = ',')]
+    pub step_up_as_tool_error: Vec<String>,
+
     /// Tool calls allowed per minute for one user through one client (0 turns the limit off).
     #[arg(long, env = "PORTCULLIS_TOOL_CALLS_PER_MINUTE", default_value_t = 600)]
     pub tool_calls_per_minute: u32,
@@ -305,6 +311,13 @@ impl ServeArgs {
                 request_timeout: Duration::from_secs(self.request_timeout),
                 audit: self.audit,
                 tool_calls_per_minute: self.tool_calls_per_minute,
+                step_up_as_tool_error: std::sync::Arc::new(
+                    self.step_up_as_tool_error
+                        .iter()
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                ),
                 audit_arguments: self.audit_arguments,
                 audit_retention: Duration::from_secs(self.audit_retention_days.max(1) * 86_400),
                 tool_scopes: std::sync::Arc::new(if self.notes {

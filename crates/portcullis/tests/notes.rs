@@ -953,3 +953,26 @@ async fn deleting_asks_first_and_the_answer_is_bound_to_one_call() {
     ok(&call(&e, &alice, "notes_get", json!({"id": n2})).await);
     ok(&call(&e, &bob, "notes_get", json!({"id": bobs})).await);
 }
+
+#[tokio::test]
+async fn listed_clients_get_the_step_up_as_a_tool_error() {
+    let e = env_configured(
+        |_| {},
+        |h| h.step_up_as_tool_error = std::sync::Arc::new(vec!["*".into()]),
+    )
+    .await;
+    let (_, t) = e.tokens_scoped(Browser::default(), "mcp notes:read").await;
+    let r = call(
+        &e,
+        t["access_token"].as_str().unwrap(),
+        "notes_create",
+        json!({"title": "t", "body": "b"}),
+    )
+    .await;
+    let text = tool_error(&r);
+    assert!(
+        text.contains("notes_create needs the permission notes:write"),
+        "{text}"
+    );
+    assert_eq!(r["resultType"], "complete");
+}

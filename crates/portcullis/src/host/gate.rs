@@ -56,6 +56,8 @@ pub struct Gate {
     pub tool_scopes: Arc<HashMap<String, ScopeSet>>,
     /// Scopes whole methods need.
     pub method_scopes: Arc<HashMap<String, ScopeSet>>,
+    /// Clients answered with a tool error instead of a 403 step-up.
+    pub step_up_as_tool_error: Arc<Vec<String>>,
     /// Tool calls per user and client, when limited.
     pub tool_limit: Option<super::limit::RateLimiter>,
     inflight_ids: Mutex<HashSet<Arc<str>>>,
@@ -81,6 +83,7 @@ impl Gate {
             request_timeout,
             tool_scopes: Arc::new(HashMap::new()),
             method_scopes: Arc::new(HashMap::new()),
+            step_up_as_tool_error: Arc::default(),
             tool_limit: None,
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
@@ -262,6 +265,46 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+impl Gate {
+    fn answers_step_up_as_tool_error(&self, principal: &Principal) -> bool {
+        let Some(client) = principal.client_id.as_deref() else {
+            return false;
+        };
+        self.step_up_as_tool_error
+            .iter()
+            .any(|p| match p.strip_suffix('*') {
+                Some(prefix) => client.starts_with(prefix),
+                None => client == p,
+            })
+    }
+}
+
+/// The step-up refusal as a tool result, for clients that mishandle a 403: the model reads
+/// which scope is missing and can tell the person to reconnect and approve it.
+fn step_up_tool_error(
+    id: Option<Value>,
+    tool: &str,
+    needed: &ScopeSet,
+    principal: &Principal,
+    modern: bool,
+) -> Response {
+    let missing = principal.scopes.missing(needed);
+    let text = format!(
+        "{tool} needs the permission {missing}, which this connection was not granted. Ask the person to reconnect this server and approve {missing}."
+    );
+    let mut result = json!({"content": [{"type": "text", "text": text}], "isError": true});
+    if modern {
+        result["resultType"] = json!("complete");
+    }
+    let body = json!({"jsonrpc": "2.0", "id": id.unwrap_or(Value::Null), "result": result});
+    let mut response = (StatusCode::OK, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// A 401/403/400 with `WWW-Authenticate`, which starts an OAuth client's discovery.
 fn challenge_response(challenge: portcullis_authz::guard::Challenge) -> Response {
     let status = StatusCode::from_u16(challenge.status).unwrap_or(StatusCode::UNAUTHORIZED);
@@ -415,6 +458,14 @@ where
                 std::time::Duration::ZERO,
                 None,
             );
+        }
+        if gate.answers_step_up_as_tool_error(principal) {
+            let modern = parts
+                .headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v >= "2026-07-28");
+            return step_up_tool_error(envelope.id.clone(), name, needed, principal, modern);
         }
         return challenge_response(challenge);
     }

@@ -40,6 +40,9 @@ pub struct HostConfig {
     pub tool_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
     /// Scopes whole methods need (e.g. `resources/read` for notes), checked the same way.
     pub method_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
+    /// Clients (ids, or prefixes ending in `*`) that mishandle a 403: a tool call missing a
+    /// scope is answered to them as a tool error naming the scope instead.
+    pub step_up_as_tool_error: Arc<Vec<String>>,
     /// Tool calls allowed per minute for one user through one client (0: no limit).
     pub tool_calls_per_minute: u32,
     /// Record every tool call in the audit log (needs the database: embedded auth).
@@ -61,6 +64,7 @@ impl Default for HostConfig {
             sse_keep_alive: Duration::from_secs(15),
             tool_scopes: Arc::default(),
             method_scopes: Arc::default(),
+            step_up_as_tool_error: Arc::default(),
             tool_calls_per_minute: 0,
             audit: true,
             audit_arguments: false,
@@ -106,6 +110,7 @@ where
     );
     gate.tool_scopes = config.tool_scopes.clone();
     gate.method_scopes = config.method_scopes.clone();
+    gate.step_up_as_tool_error = config.step_up_as_tool_error.clone();
     gate.tool_limit = (config.tool_calls_per_minute > 0)
         .then(|| limit::RateLimiter::new(config.tool_calls_per_minute));
     let gate = Arc::new(gate);
