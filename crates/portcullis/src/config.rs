@@ -57,6 +57,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_NOTES", default_value_t = true, action = clap::ArgAction::Set)]
     pub notes: bool,
 
+    /// List only the tools the caller's token can call (every call is checked either way).
+    #[arg(long, env = "PORTCULLIS_HIDE_UNAUTHORIZED_TOOLS")]
+    pub hide_unauthorized_tools: bool,
+
     /// Clients that mishandle a 403 step-up, comma-separated: client ids or metadata URLs, or
     /// prefixes ending in `*`. A tool call missing a scope is answered to them as a tool
     /// error naming the scope.
@@ -311,6 +315,7 @@ impl ServeArgs {
                 request_timeout: Duration::from_secs(self.request_timeout),
                 audit: self.audit,
                 tool_calls_per_minute: self.tool_calls_per_minute,
+                hide_unauthorized_tools: self.hide_unauthorized_tools,
                 step_up_as_tool_error: std::sync::Arc::new(
                     self.step_up_as_tool_error
                         .iter()

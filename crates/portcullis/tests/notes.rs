@@ -976,3 +976,41 @@ async fn listed_clients_get_the_step_up_as_a_tool_error() {
     );
     assert_eq!(r["resultType"], "complete");
 }
+
+#[tokio::test]
+async fn tools_the_token_cannot_call_can_be_hidden() {
+    let e = env_configured(|_| {}, |h| h.hide_unauthorized_tools = true).await;
+    let (_, t) = e.tokens_scoped(Browser::default(), "mcp notes:read").await;
+    let (_, list) = rpc(
+        &e,
+        t["access_token"].as_str().unwrap(),
+        "tools/list",
+        json!({}),
+    )
+    .await;
+    let mut names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["notes_get", "notes_search", "whoami"]);
+    assert_eq!(
+        list["result"]["cacheScope"], "private",
+        "the list depends on the token"
+    );
+    // Hidden is not allowed: the call is still checked.
+    let r = call_params(
+        &e,
+        t["access_token"].as_str().unwrap(),
+        "notes_delete",
+        json!({"arguments": {"id": "x"}}),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        r["error"], "insufficient_scope",
+        "refused with the step-up challenge: {r}"
+    );
+}

@@ -58,6 +58,8 @@ pub struct Gate {
     pub method_scopes: Arc<HashMap<String, ScopeSet>>,
     /// Clients answered with a tool error instead of a 403 step-up.
     pub step_up_as_tool_error: Arc<Vec<String>>,
+    /// Whether `tools/list` shows only what the token can call.
+    pub hide_unauthorized_tools: bool,
     /// Tool calls per user and client, when limited.
     pub tool_limit: Option<super::limit::RateLimiter>,
     inflight_ids: Mutex<HashSet<Arc<str>>>,
@@ -84,6 +86,7 @@ impl Gate {
             tool_scopes: Arc::new(HashMap::new()),
             method_scopes: Arc::new(HashMap::new()),
             step_up_as_tool_error: Arc::default(),
+            hide_unauthorized_tools: false,
             tool_limit: None,
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
@@ -265,6 +268,20 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Present on a request when `tools/list` should show only the tools the caller's token can
+/// call: the scopes each tool needs.
+#[derive(Debug, Clone)]
+pub struct ToolVisibility(pub Arc<HashMap<String, ScopeSet>>);
+
+impl ToolVisibility {
+    /// Whether `principal` may call `tool`.
+    pub fn allows(&self, principal: &Principal, tool: &str) -> bool {
+        self.0
+            .get(tool)
+            .is_none_or(|needed| principal.scopes.satisfies(needed))
+    }
+}
+
 impl Gate {
     fn answers_step_up_as_tool_error(&self, principal: &Principal) -> bool {
         let Some(client) = principal.client_id.as_deref() else {
@@ -375,6 +392,11 @@ where
         Err(challenge) => return challenge_response(challenge),
     };
     parts.extensions.insert(principal.clone());
+    if gate.hide_unauthorized_tools {
+        parts
+            .extensions
+            .insert(ToolVisibility(gate.tool_scopes.clone()));
+    }
     let requested_session = session_header(&parts.headers).map(str::to_owned);
     if let Some(session) = &requested_session
         && !gate.session_usable_by(session, &principal)

@@ -40,6 +40,8 @@ pub struct HostConfig {
     pub tool_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
     /// Scopes whole methods need (e.g. `resources/read` for notes), checked the same way.
     pub method_scopes: Arc<std::collections::HashMap<String, portcullis_oauth::ScopeSet>>,
+    /// List only the tools the caller's token can call (the call is enforced either way).
+    pub hide_unauthorized_tools: bool,
     /// Clients (ids, or prefixes ending in `*`) that mishandle a 403: a tool call missing a
     /// scope is answered to them as a tool error naming the scope instead.
     pub step_up_as_tool_error: Arc<Vec<String>>,
@@ -64,6 +66,7 @@ impl Default for HostConfig {
             sse_keep_alive: Duration::from_secs(15),
             tool_scopes: Arc::default(),
             method_scopes: Arc::default(),
+            hide_unauthorized_tools: false,
             step_up_as_tool_error: Arc::default(),
             tool_calls_per_minute: 0,
             audit: true,
@@ -111,6 +114,7 @@ where
     gate.tool_scopes = config.tool_scopes.clone();
     gate.method_scopes = config.method_scopes.clone();
     gate.step_up_as_tool_error = config.step_up_as_tool_error.clone();
+    gate.hide_unauthorized_tools = config.hide_unauthorized_tools;
     gate.tool_limit = (config.tool_calls_per_minute > 0)
         .then(|| limit::RateLimiter::new(config.tool_calls_per_minute));
     let gate = Arc::new(gate);

@@ -113,6 +113,31 @@ impl PortcullisTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for PortcullisTools {
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let parts = context.extensions.get::<http::request::Parts>();
+        let mut tools = self.tool_router.list_all();
+        let mut scope = rmcp::model::CacheScope::Public;
+        if let Some(p) = parts
+            && let Some(visible) = p.extensions.get::<crate::host::gate::ToolVisibility>()
+        {
+            let principal = principal_of(p);
+            tools.retain(|t| visible.allows(&principal, &t.name));
+            scope = rmcp::model::CacheScope::Private; // the list now depends on the token
+        }
+        let mut result = rmcp::model::ListToolsResult::with_all_items(tools);
+        if modern {
+            result = result.with_ttl_ms(0).with_cache_scope(scope);
+        }
+        Ok(result)
+    }
+
     async fn list_prompts(
         &self,
         _request: Option<rmcp::model::PaginatedRequestParams>,
