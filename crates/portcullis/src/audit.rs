@@ -52,12 +52,7 @@ pub struct AuditLog {
     counter: AtomicU64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::time::unix_now_ms as now_ms;
 
 impl AuditLog {
     /// Starts the writer. Events older than `retention` are deleted hourly.

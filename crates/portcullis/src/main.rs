@@ -87,10 +87,7 @@ fn audit(args: AuditArgs) -> ExitCode {
             }),
             None => None,
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now_ms = portcullis::time::unix_now_ms();
         let filter = portcullis_store::AuditFilter {
             user_id,
             tool: args.tool.clone(),

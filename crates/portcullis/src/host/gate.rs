@@ -261,12 +261,7 @@ where
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::time::unix_now;
 
 /// Present on a request when `tools/list` should show only the tools the caller's token can
 /// call: the scopes each tool needs.

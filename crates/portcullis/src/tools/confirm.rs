@@ -71,12 +71,7 @@ fn used() -> &'static Mutex<HashMap<String, i64>> {
     USED.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::time::unix_now as now;
 
 fn seal(state: &State) -> Option<String> {
     let key = key()?;

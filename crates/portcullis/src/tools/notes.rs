@@ -98,12 +98,7 @@ impl Notes {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::time::unix_now as now;
 
 fn store_failed(e: portcullis_store::StoreError) -> String {
     tracing::error!(error = %e, "notes store failure");
