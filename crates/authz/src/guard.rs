@@ -107,6 +107,9 @@ pub struct GuardConfig {
     pub scopes_supported: Vec<String>,
     /// Lifetime of access tokens, which bounds how long a revocation must be remembered.
     pub access_ttl: i64,
+    /// Broader scopes that satisfy narrower ones: `(broad, narrow)`, e.g.
+    /// `("notes:write", "notes:read")`. A token holding the broad one acts as holding both.
+    pub implied_scopes: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -281,8 +284,10 @@ impl Guard {
         let principal = Arc::new(Principal {
             user: Some(claims.sub),
             client_id: Some(claims.client_id),
-            scopes: ScopeSet::parse(&claims.scope)
-                .map_err(|_| GuardError::Token(TokenError::Malformed))?,
+            scopes: self.effective_scopes(
+                ScopeSet::parse(&claims.scope)
+                    .map_err(|_| GuardError::Token(TokenError::Malformed))?,
+            ),
             grant_id: Some(claims.grant_id),
         });
         if let Ok(mut cache) = self.cache.write() {
@@ -302,6 +307,21 @@ impl Guard {
             );
         }
         self.not_revoked(principal)
+    }
+
+    /// The scopes a token acts with: what it holds, plus what those imply.
+    fn effective_scopes(&self, held: ScopeSet) -> ScopeSet {
+        let implied: Vec<&str> = self
+            .config
+            .implied_scopes
+            .iter()
+            .filter(|(broad, narrow)| held.contains(broad) && !held.contains(narrow))
+            .map(|(_, narrow)| narrow.as_str())
+            .collect();
+        if implied.is_empty() {
+            return held;
+        }
+        ScopeSet::parse(&format!("{held} {}", implied.join(" "))).unwrap_or(held)
     }
 
     fn not_revoked(&self, p: Arc<Principal>) -> Result<Arc<Principal>, GuardError> {

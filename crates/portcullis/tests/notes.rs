@@ -1014,3 +1014,30 @@ async fn tools_the_token_cannot_call_can_be_hidden() {
         "refused with the step-up challenge: {r}"
     );
 }
+
+#[tokio::test]
+async fn notes_write_implies_notes_read() {
+    let e = env().await;
+    let (_, t) = e.tokens_scoped(Browser::default(), "mcp notes:write").await;
+    assert_eq!(
+        t["scope"], "mcp notes:write",
+        "the token says what was granted"
+    );
+    let token = t["access_token"].as_str().unwrap();
+    let created = call(
+        &e,
+        token,
+        "notes_create",
+        json!({"title": "w", "body": "b"}),
+    )
+    .await;
+    let id = ok(&created)["id"].as_str().unwrap().to_owned();
+    // Reading needs notes:read, which notes:write implies.
+    ok(&call(&e, token, "notes_get", json!({"id": id})).await);
+    let who = call(&e, token, "whoami", json!({})).await;
+    assert_eq!(
+        ok(&who)["scopes"],
+        json!(["mcp", "notes:read", "notes:write"]),
+        "the effective scopes"
+    );
+}

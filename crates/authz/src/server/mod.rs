@@ -94,6 +94,8 @@ pub struct AsConfig {
     /// What a login gets when it asks for no scope this server knows, and what a 401
     /// challenge asks for: the low-risk baseline. More is asked for by step-up (403).
     pub default_scopes: Vec<&'static str>,
+    /// Broader scopes that satisfy narrower ones, as `(broad, narrow)`.
+    pub implied_scopes: Vec<(&'static str, &'static str)>,
     pub cimd: CimdPolicy,
     /// Peers whose `X-Forwarded-For` names the real client address.
     pub trusted_proxies: Vec<IpAddr>,
@@ -132,6 +134,8 @@ impl AsConfig {
             key_rotation: 90 * 86_400,
             scopes: vec![BASE_SCOPE, NOTES_READ, NOTES_WRITE],
             default_scopes: vec![BASE_SCOPE.name, NOTES_READ.name],
+            // Whoever may change notes may read them.
+            implied_scopes: vec![(NOTES_WRITE.name, NOTES_READ.name)],
             cimd: CimdPolicy::default(),
             trusted_proxies: Vec::new(),
             master_key_file: PathBuf::from("portcullis.key"),
@@ -257,6 +261,11 @@ impl AuthServer {
                     .map(|s| (*s).to_owned())
                     .collect(),
                 access_ttl: config.access_ttl,
+                implied_scopes: config
+                    .implied_scopes
+                    .iter()
+                    .map(|(b, n)| ((*b).to_owned(), (*n).to_owned()))
+                    .collect(),
             },
             key_set,
             Arc::new(RevocationList::default()),
