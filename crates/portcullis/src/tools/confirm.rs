@@ -19,7 +19,7 @@ use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundK
 use ring::rand::{SecureRandom, SystemRandom};
 use rmcp::model::{
     ElicitRequest, ElicitRequestParams, ElicitationAction, InputRequest, InputRequests,
-    InputRequiredResult, InputResponses, ProtocolVersion,
+    InputRequiredResult, InputResponses,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
@@ -143,9 +143,7 @@ pub async fn confirm(
         message: question.to_owned(),
         requested_schema,
     };
-    let stateless = ctx
-        .protocol_version()
-        .is_some_and(|v| v.as_str() >= ProtocolVersion::V_2026_07_28.as_str());
+    let stateless = super::is_modern(ctx);
     let digest = B64.encode(Sha256::digest(arguments.to_string().as_bytes()));
 
     let answer: serde_json::Value = if stateless {

@@ -38,6 +38,13 @@ impl Default for PortcullisTools {
     }
 }
 
+/// True when the request speaks 2026-07-28 or later (stateless, with caching hints and
+/// MRTR) rather than a 2025-era session.
+pub fn is_modern(ctx: &rmcp::service::RequestContext<rmcp::RoleServer>) -> bool {
+    ctx.protocol_version()
+        .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str())
+}
+
 /// Reads the principal the guard put on the HTTP request (shared, cheap to clone).
 pub fn principal_of(parts: &http::request::Parts) -> Arc<Principal> {
     // The gate inserts a principal on every request; a missing one means a request that
@@ -118,9 +125,7 @@ impl ServerHandler for PortcullisTools {
         _request: Option<rmcp::model::PaginatedRequestParams>,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
-        let modern = context
-            .protocol_version()
-            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let modern = is_modern(&context);
         let parts = context.extensions.get::<http::request::Parts>();
         let mut tools = self.tool_router.list_all();
         let mut scope = rmcp::model::CacheScope::Public;

@@ -75,18 +75,20 @@ pub struct Notes {
 
 impl<C: AsRequestContext> FromContextPart<C> for Notes {
     fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
-        let parts = context
-            .as_request_context()
-            .extensions
-            .get::<http::request::Parts>();
-        Ok(Notes {
-            store: parts.and_then(|p| p.extensions.get::<Store>().cloned()),
-            user: parts.and_then(|p| principal_of(p).user.clone()),
-        })
+        Ok(Notes::of(&context.as_request_context().extensions))
     }
 }
 
 impl Notes {
+    /// The store and user the gate put on the request (rmcp keeps its parts in `extensions`).
+    fn of(extensions: &rmcp::model::Extensions) -> Self {
+        let parts = extensions.get::<http::request::Parts>();
+        Notes {
+            store: parts.and_then(|p| p.extensions.get::<Store>().cloned()),
+            user: parts.and_then(|p| principal_of(p).user.clone()),
+        }
+    }
+
     fn open(self) -> Result<(Store, String), String> {
         let store = self
             .store
@@ -532,21 +534,12 @@ impl PortcullisTools {
 
 const RESOURCE_PAGE: i64 = 50;
 
-fn modern(ctx: &rmcp::service::RequestContext<rmcp::RoleServer>) -> bool {
-    ctx.protocol_version()
-        .is_some_and(|v| v.as_str() >= rmcp::model::ProtocolVersion::V_2026_07_28.as_str())
-}
-
 fn context_notes(
     ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
 ) -> Result<(Store, String), ErrorData> {
-    let parts = ctx.extensions.get::<http::request::Parts>();
-    Notes {
-        store: parts.and_then(|p| p.extensions.get::<Store>().cloned()),
-        user: parts.and_then(|p| principal_of(p).user.clone()),
-    }
-    .open()
-    .map_err(|e| ErrorData::invalid_request(e, None))
+    Notes::of(&ctx.extensions)
+        .open()
+        .map_err(|e| ErrorData::invalid_request(e, None))
 }
 
 fn off() -> ErrorData {
@@ -598,7 +591,7 @@ pub async fn list_resources(
     let mut result = rmcp::model::ListResourcesResult::with_all_items(resources);
     result.next_cursor = next;
     // Per-user content: never shared between callers.
-    Ok(if modern(&ctx) {
+    Ok(if super::is_modern(&ctx) {
         result
             .with_ttl_ms(0)
             .with_cache_scope(rmcp::model::CacheScope::Private)
@@ -619,7 +612,7 @@ pub fn list_resource_templates(
         .with_description("One of your notes, by id (ids come from notes_search or resources/list)")
         .with_mime_type("text/markdown");
     let result = rmcp::model::ListResourceTemplatesResult::with_all_items(vec![template]);
-    Ok(if modern(ctx) {
+    Ok(if super::is_modern(ctx) {
         result
             .with_ttl_ms(60_000)
             .with_cache_scope(rmcp::model::CacheScope::Public)
@@ -658,7 +651,7 @@ pub async fn read_resource(
     let mut result = rmcp::model::ReadResourceResult::new(vec![
         rmcp::model::ResourceContents::text(text, uri).with_mime_type("text/markdown"),
     ]);
-    if modern(&ctx) {
+    if super::is_modern(&ctx) {
         result.ttl_ms = Some(0);
         result.cache_scope = Some(rmcp::model::CacheScope::Private);
     }
@@ -689,7 +682,7 @@ pub fn list_prompts(
     )
     .with_title("Summarize my notes");
     let result = rmcp::model::ListPromptsResult::with_all_items(vec![prompt]);
-    Ok(if modern(ctx) {
+    Ok(if super::is_modern(ctx) {
         result
             .with_ttl_ms(60_000)
             .with_cache_scope(rmcp::model::CacheScope::Public)
