@@ -11,7 +11,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use portcullis_authz::Principal;
 use portcullis_store::{AuditEvent, Store};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 const QUEUE: usize = 16_384;
@@ -100,11 +99,9 @@ impl AuditLog {
         tool: &str,
         outcome: Outcome,
         duration: Duration,
-        arguments: Option<&serde_json::Value>,
+        arguments_json: Option<String>,
     ) {
-        let args_json = arguments
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "{}".to_owned());
+        let args_json = arguments_json.unwrap_or_else(|| "{}".to_owned());
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let event = AuditEvent {
             event_id: format!("{}-{n:x}", self.prefix),
@@ -114,7 +111,7 @@ impl AuditLog {
             tool: tool.to_owned(),
             outcome: outcome.as_str().to_owned(),
             duration_us: duration.as_micros().min(i64::MAX as u128) as i64,
-            args_digest: B64.encode(Sha256::digest(args_json.as_bytes())),
+            args_digest: portcullis_oauth::secret::hash(&args_json),
             args: self.keep_arguments.then_some(args_json),
         };
         if self.tx.try_send(event).is_err() {

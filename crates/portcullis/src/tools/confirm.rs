@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use portcullis_authz::server::MasterKey;
 use ring::rand::{SecureRandom, SystemRandom};
 use rmcp::model::{
     ElicitRequest, ElicitRequestParams, ElicitationAction, InputRequest, InputRequests,
@@ -24,7 +24,6 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 const TTL_SECS: i64 = 300;
 const KEY: &str = "confirm";
@@ -54,14 +53,14 @@ struct State {
     n: String,
 }
 
-fn key() -> Option<&'static LessSafeKey> {
-    static KEY: OnceLock<Option<LessSafeKey>> = OnceLock::new();
+/// The per-process sealing key: the same AEAD (ChaCha20-Poly1305, nonce || ciphertext)
+/// that seals server secrets at rest, under a random key.
+fn key() -> Option<&'static MasterKey> {
+    static KEY: OnceLock<Option<MasterKey>> = OnceLock::new();
     KEY.get_or_init(|| {
         let mut bytes = [0u8; 32];
         SystemRandom::new().fill(&mut bytes).ok()?;
-        UnboundKey::new(&CHACHA20_POLY1305, &bytes)
-            .ok()
-            .map(LessSafeKey::new)
+        MasterKey::from_bytes(&bytes)
     })
     .as_ref()
 }
@@ -73,37 +72,18 @@ fn used() -> &'static Mutex<HashMap<String, i64>> {
 
 use crate::time::unix_now as now;
 
+const LABEL: &str = "portcullis confirm v1";
+
 fn seal(state: &State) -> Option<String> {
-    let key = key()?;
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).ok()?;
-    let mut buf = serde_json::to_vec(state).ok()?;
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(b"confirm v1"),
-        &mut buf,
-    )
-    .ok()?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Some(B64.encode(out))
+    let plain = serde_json::to_vec(state).ok()?;
+    key()?
+        .seal(LABEL, &plain, &SystemRandom::new())
+        .map(|sealed| B64.encode(sealed))
 }
 
 fn open(sealed: &str) -> Option<State> {
-    let raw = B64.decode(sealed).ok()?;
-    if raw.len() < NONCE_LEN {
-        return None;
-    }
-    let (nonce, body) = raw.split_at(NONCE_LEN);
-    let mut body = body.to_vec();
-    let plain = key()?
-        .open_in_place(
-            Nonce::try_assume_unique_for_key(nonce).ok()?,
-            Aad::from(b"confirm v1"),
-            &mut body,
-        )
-        .ok()?;
-    serde_json::from_slice(plain).ok()
+    let plain = key()?.open(LABEL, &B64.decode(sealed).ok()?)?;
+    serde_json::from_slice(&plain).ok()
 }
 
 fn bad_state() -> ErrorData {
@@ -144,7 +124,7 @@ pub async fn confirm(
         requested_schema,
     };
     let stateless = super::is_modern(ctx);
-    let digest = B64.encode(Sha256::digest(arguments.to_string().as_bytes()));
+    let digest = portcullis_oauth::secret::hash(&arguments.to_string());
 
     let answer: serde_json::Value = if stateless {
         let Some(sealed) = state else {

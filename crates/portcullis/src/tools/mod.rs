@@ -198,12 +198,14 @@ impl ServerHandler for PortcullisTools {
             .map(principal_of)
             .unwrap_or_else(Principal::shared_anonymous);
         let name = request.name.to_string();
+        // Serialized once, before the arguments move into the call: the audit log keeps
+        // their digest (or the text, when the operator asks).
         let arguments = audit.as_ref().map(|_| {
             request
                 .arguments
-                .clone()
-                .map(serde_json::Value::Object)
-                .unwrap_or_default()
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok())
+                .unwrap_or_else(|| "{}".to_owned())
         });
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         let mut result = self.tool_router.call(tcc).await;
@@ -225,13 +227,7 @@ impl ServerHandler for PortcullisTools {
                 Ok(_) => Outcome::Ok,
                 Err(_) => Outcome::ProtocolError,
             };
-            audit.record(
-                &principal,
-                &name,
-                outcome,
-                started.elapsed(),
-                arguments.as_ref(),
-            );
+            audit.record(&principal, &name, outcome, started.elapsed(), arguments);
         }
         result
     }
