@@ -11,26 +11,60 @@ use portcullis::testing;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-/// Calls a tool (2026-07-28) with a bearer token; returns the JSON-RPC result.
-async fn call(e: &Env, token: &str, name: &str, args: Value) -> Value {
-    let req = testing::post()
+/// Any 2026-07-28 request with a bearer token and the given client capabilities; returns
+/// the HTTP status and the JSON body. `Mcp-Name` comes from `params.uri` or `params.name`.
+async fn rpc_with(
+    e: &Env,
+    token: &str,
+    method: &str,
+    mut params: Value,
+    caps: Value,
+) -> (http::StatusCode, Value) {
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": caps});
+    let mut req = testing::post()
         .header("authorization", format!("Bearer {token}"))
         .header("mcp-protocol-version", testing::MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .body(Body::from(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": args,
-                "_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}})
-            .to_string(),
-        ))
+        .header("mcp-method", method);
+    if let Some(name) = params
+        .get("uri")
+        .or_else(|| params.get("name"))
+        .and_then(|u| u.as_str())
+    {
+        req = req.header("mcp-name", name);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let resp = e
+        .router
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
         .unwrap();
-    let resp = e.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), http::StatusCode::OK, "{name}");
+    let status = resp.status();
     let bytes = http_body_util::BodyExt::collect(resp.into_body())
         .await
         .unwrap()
         .to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// A 2026-07-28 request declaring no client capabilities.
+async fn rpc(e: &Env, token: &str, method: &str, params: Value) -> (http::StatusCode, Value) {
+    rpc_with(e, token, method, params, json!({})).await
+}
+
+/// Calls a tool (2026-07-28) with a bearer token; returns the JSON-RPC result.
+async fn call(e: &Env, token: &str, name: &str, args: Value) -> Value {
+    let (status, v) = rpc(
+        e,
+        token,
+        "tools/call",
+        json!({"name": name, "arguments": args}),
+    )
+    .await;
+    assert_eq!(status, http::StatusCode::OK, "{name}");
     assert!(v.get("error").is_none(), "{name}: {v}");
     v["result"].clone()
 }
@@ -38,23 +72,7 @@ async fn call(e: &Env, token: &str, name: &str, args: Value) -> Value {
 /// A tools/call with full control of the params (capabilities, MRTR fields).
 async fn call_params(e: &Env, token: &str, name: &str, mut params: Value, caps: Value) -> Value {
     params["name"] = json!(name);
-    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": caps});
-    let req = testing::post()
-        .header("authorization", format!("Bearer {token}"))
-        .header("mcp-protocol-version", testing::MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", name)
-        .body(Body::from(
-            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
-                .to_string(),
-        ))
-        .unwrap();
-    let resp = e.router.clone().oneshot(req).await.unwrap();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    serde_json::from_slice(&bytes).unwrap()
+    rpc_with(e, token, "tools/call", params, caps).await.1
 }
 
 /// notes_delete through the 2026-07-28 confirmation: the first call asks, the retry answers.
@@ -330,20 +348,7 @@ async fn bad_input_gets_readable_tool_errors() {
 #[tokio::test]
 async fn the_tools_are_listed_with_schemas_and_annotations() {
     let (e, alice, _) = two_users().await;
-    let req = testing::post()
-        .header("authorization", format!("Bearer {alice}"))
-        .header("mcp-protocol-version", testing::MODERN)
-        .header("mcp-method", "tools/list")
-        .body(Body::from(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()))
-        .unwrap();
-    let resp = e.router.clone().oneshot(req).await.unwrap();
-    let v: Value = serde_json::from_slice(
-        &http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes(),
-    )
-    .unwrap();
+    let (_, v) = rpc(&e, &alice, "tools/list", json!({})).await;
     let tools = v["result"]["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     for n in [
@@ -512,22 +517,14 @@ async fn every_call_is_audited_and_schema_failures_are_tool_errors() {
         "{text}"
     );
     // An unknown tool stays a protocol error (-32602), as the spec says.
-    let req = testing::post()
-        .header("authorization", format!("Bearer {alice}"))
-        .header("mcp-protocol-version", testing::MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "no_such_tool")
-        .body(Body::from(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {},
-            "_meta": {"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}}}}).to_string()))
-        .unwrap();
-    let resp = e.router.clone().oneshot(req).await.unwrap();
-    let v: Value = serde_json::from_slice(
-        &http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .unwrap()
-            .to_bytes(),
+    let v = call_params(
+        &e,
+        &alice,
+        "no_such_tool",
+        json!({"arguments": {}}),
+        json!({}),
     )
-    .unwrap();
+    .await;
     assert_eq!(v["error"]["code"], -32602, "{v}");
 
     // The writer batches in the background: wait for the events.
@@ -678,43 +675,6 @@ async fn tool_calls_are_rate_limited_per_user_and_client() {
         json!({"query": "x"}),
     )
     .await;
-}
-
-/// A 2026-07-28 request of any method with a bearer token; returns the whole JSON-RPC reply.
-async fn rpc(e: &Env, token: &str, method: &str, params: Value) -> (http::StatusCode, Value) {
-    let mut params = params;
-    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": testing::MODERN, "io.modelcontextprotocol/clientCapabilities": {}});
-    let mut req = testing::post()
-        .header("authorization", format!("Bearer {token}"))
-        .header("mcp-protocol-version", testing::MODERN)
-        .header("mcp-method", method);
-    if let Some(name) = params
-        .get("uri")
-        .or_else(|| params.get("name"))
-        .and_then(|u| u.as_str())
-    {
-        req = req.header("mcp-name", name);
-    }
-    let resp = e
-        .router
-        .clone()
-        .oneshot(
-            req.body(Body::from(
-                json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params}).to_string(),
-            ))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 #[tokio::test]
