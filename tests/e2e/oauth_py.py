@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import httpx2
-from mcp import Client
+from mcp import Client, types
 from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
@@ -58,6 +58,8 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
     async def redirect_handler(auth_url: str) -> None:
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(auth_url).query))
         assert q["resource"] == mcp_url, q
+        seen["logins"] = seen.get("logins", 0) + 1
+        seen["scope"] = q.get("scope", "")
         assert q["code_challenge_method"] == "S256", q
         proc = await asyncio.create_subprocess_exec(
             "node", str(HERE / "browser.mjs"), auth_url, REDIRECT, stdout=asyncio.subprocess.PIPE
@@ -98,6 +100,40 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
             assert again["grant_id"] == who["grant_id"], again
             assert storage.tokens.access_token != first.access_token, "refresh issued a new access token"
             assert storage.tokens.refresh_token != first.refresh_token, "refresh token rotated"
+
+            # Step-up: writing needs notes:write, which the first login did not grant. The
+            # server answers 403 insufficient_scope; the SDK re-authorizes for the union of
+            # scopes (the browser approves the new one) and retries the call.
+            logins = seen["logins"]
+            created = await client.call_tool("notes_create", {"title": "from python", "body": "step-up"})
+            assert not created.is_error, created
+            assert created.structured_content["title"] == "from python", created
+            assert seen["logins"] == logins + 1, "a second authorization added the scope"
+            assert "notes:write" in seen["scope"].split(), seen["scope"]
+
+        # Confirmation on the 2026-07-28 protocol: notes_delete answers input_required with a
+        # form elicitation; the SDK asks our callback and retries with the answer.
+        questions = []
+        answer = {"action": "decline"}
+
+        async def elicit(context, params):
+            questions.append(params.message)
+            return types.ElicitResult(**answer)
+
+        async with Client(
+            streamable_http_client(mcp_url, http_client=http), mode="2026-07-28", elicitation_callback=elicit
+        ) as client:
+            note_id = created.structured_content["id"]
+            declined = await client.call_tool("notes_delete", {"id": note_id})
+            assert declined.is_error, declined
+            assert "declined" in declined.content[0].text, declined
+            assert len(questions) == 1 and "from python" in questions[0], questions
+            assert not (await client.call_tool("notes_get", {"id": note_id})).is_error, "declined: kept"
+            answer = {"action": "accept", "content": {"confirm": True}}
+            deleted = await client.call_tool("notes_delete", {"id": note_id})
+            assert not deleted.is_error, deleted
+            assert deleted.structured_content["restorable_until"], deleted
+            assert (await client.call_tool("notes_get", {"id": note_id})).is_error, "accepted: in the trash"
 
     # Revocation by hand (the SDK has none), then the access token is refused.
     meta = json.loads(urllib.request.urlopen(f"{origin}/.well-known/oauth-authorization-server").read())

@@ -125,6 +125,45 @@ assert.equal(created.structuredContent.title, 'from e2e', 'the retry succeeds wi
 const stepped = await client.callTool({ name: 'whoami', arguments: {} });
 assert.deepEqual(stepped.structuredContent.scopes, ['mcp', 'notes:read', 'notes:write']);
 
+// 4c. Confirmation before a destructive tool: notes_delete asks the person. SDK v1 speaks
+// the 2025 protocol, so the question is an elicitation/create request on the call's stream;
+// v2 pinned to 2026-07-28 gets an input_required result and retries with the answer (MRTR).
+// Decline keeps the note; accept deletes it.
+{
+  const questions = [];
+  let answer = { action: 'decline' };
+  const reply = async (req) => { questions.push((req.params ?? req).message); return answer; };
+  const options = { capabilities: { elicitation: { form: {} } } };
+  if (sdk === 'v2') options.versionNegotiation = { mode: { pin: '2026-07-28' } };
+  const asker = new Client({ name: `portcullis-e2e-${sdk}-confirm`, version: '0.0.0' }, options);
+  if (sdk === 'v1') {
+    const { ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+    asker.setRequestHandler(ElicitRequestSchema, reply);
+  } else {
+    asker.setRequestHandler('elicitation/create', reply);
+  }
+  await asker.connect(new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider }));
+  const era = asker.getNegotiatedProtocolVersion?.() ?? '2025';
+  assert.ok(sdk === 'v1' ? !era.startsWith('2026') : era === '2026-07-28', `era: ${era}`);
+  const doomed = await asker.callTool({ name: 'notes_create', arguments: { title: 'delete me', body: 'x' } });
+  const id = doomed.structuredContent.id;
+  const declined = await asker.callTool({ name: 'notes_delete', arguments: { id } });
+  assert.equal(declined.isError, true, JSON.stringify(declined));
+  assert.match(declined.content[0].text, /declined; nothing was changed/);
+  assert.equal(questions.length, 1, 'the person was asked once');
+  assert.match(questions[0], /delete me/, 'the question names the note');
+  const kept = await asker.callTool({ name: 'notes_get', arguments: { id } });
+  assert.notEqual(kept.isError, true, 'declined: the note is still there');
+  answer = { action: 'accept', content: { confirm: true } };
+  const deleted = await asker.callTool({ name: 'notes_delete', arguments: { id } });
+  assert.notEqual(deleted.isError, true, JSON.stringify(deleted));
+  assert.ok(deleted.structuredContent.restorable_until, 'accepted: deleted, restorable');
+  assert.equal(questions.length, 2);
+  const gone = await asker.callTool({ name: 'notes_get', arguments: { id } });
+  assert.equal(gone.isError, true, 'the note is in the trash');
+  await asker.close();
+}
+
 // 5. Refresh: a new, rotated pair that works.
 const before = { ...s.tokens };
 const refreshed = await auth(provider, { serverUrl: new URL(mcpUrl) });

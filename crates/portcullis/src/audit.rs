@@ -26,6 +26,8 @@ pub enum Outcome {
     ProtocolError,
     /// Refused before it ran (missing scope).
     Denied,
+    /// The tool asked the person (2026-07-28 `input_required`) and did not act yet.
+    InputRequired,
 }
 
 impl Outcome {
@@ -35,6 +37,7 @@ impl Outcome {
             Outcome::ToolError => "tool_error",
             Outcome::ProtocolError => "protocol_error",
             Outcome::Denied => "denied",
+            Outcome::InputRequired => "input_required",
         }
     }
 }
@@ -100,6 +103,7 @@ impl AuditLog {
         outcome: Outcome,
         duration: Duration,
         arguments_json: Option<String>,
+        confirmation: Option<&'static str>,
     ) {
         let args_json = arguments_json.unwrap_or_else(|| "{}".to_owned());
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -113,6 +117,7 @@ impl AuditLog {
             duration_us: duration.as_micros().min(i64::MAX as u128) as i64,
             args_digest: portcullis_oauth::secret::hash(&args_json),
             args: self.keep_arguments.then_some(args_json),
+            confirmation: confirmation.map(str::to_owned),
         };
         if self.tx.try_send(event).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;

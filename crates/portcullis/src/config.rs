@@ -67,6 +67,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_STEP_UP_AS_TOOL_ERROR", value_delimiter = ',')]
     pub step_up_as_tool_error: Vec<String>,
 
+    /// Let tools that need the person's confirmation (notes_delete) run for clients that
+    /// cannot ask (no elicitation capability). Each such call is recorded in the audit log as
+    /// `unconfirmed`. Off by default: those calls are refused with a tool error.
+    #[arg(long, env = "PORTCULLIS_ALLOW_UNCONFIRMED")]
+    pub allow_unconfirmed: bool,
+
     /// Tool calls allowed per minute for one user through one client (0 turns the limit off).
     #[arg(long, env = "PORTCULLIS_TOOL_CALLS_PER_MINUTE", default_value_t = 600)]
     pub tool_calls_per_minute: u32,
@@ -178,6 +184,16 @@ impl ServeConfig {
                 description,
             });
         }
+    }
+
+    /// Makes `tool` ask the person `question` (yes or no) before it runs: a form
+    /// elicitation on both protocol eras, refused when the client cannot ask (unless the
+    /// operator allows unconfirmed calls), and recorded in the audit log. The one call a
+    /// destructive custom tool needs.
+    pub fn require_confirmation(&mut self, tool: &str, question: &str) {
+        std::sync::Arc::make_mut(&mut self.host.confirm)
+            .tools
+            .insert(tool.to_owned(), question.to_owned());
     }
 }
 
@@ -324,6 +340,10 @@ impl ServeArgs {
                         .collect(),
                 ),
                 audit_arguments: self.audit_arguments,
+                confirm: std::sync::Arc::new(crate::host::ConfirmPolicy {
+                    tools: Default::default(),
+                    allow_unconfirmed: self.allow_unconfirmed,
+                }),
                 audit_retention: Duration::from_secs(self.audit_retention_days.max(1) * 86_400),
                 tool_scopes: std::sync::Arc::new(if self.notes {
                     crate::tools::notes::tool_scopes()

@@ -103,12 +103,16 @@ fn audit(args: AuditArgs) -> ExitCode {
                     serde_json::json!({
                         "time": portcullis::time::rfc3339(e.at_ms / 1000), "user_id": e.user_id, "client_id": e.client_id,
                         "tool": e.tool, "outcome": e.outcome, "duration_us": e.duration_us,
-                        "args_sha256": e.args_digest, "args": e.args,
+                        "args_sha256": e.args_digest, "args": e.args, "confirmation": e.confirmation,
                     })
                 );
             } else {
+                let confirmation = e
+                    .confirmation
+                    .map(|c| format!("  confirmation={c}"))
+                    .unwrap_or_default();
                 println!(
-                    "{}  {:<14}  {:<16}  user={}  client={}  {:.1} ms  args=sha256:{}",
+                    "{}  {:<14}  {:<16}  user={}  client={}  {:.1} ms  args=sha256:{}{confirmation}",
                     portcullis::time::rfc3339(e.at_ms / 1000),
                     e.outcome,
                     e.tool,

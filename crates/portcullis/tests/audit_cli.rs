@@ -14,6 +14,7 @@ fn event(id: &str, at_ms: i64, user: &str, tool: &str, outcome: &str) -> AuditEv
         duration_us: 1500,
         args_digest: "digest".into(),
         args: None,
+        confirmation: None,
     }
 }
 
@@ -56,7 +57,10 @@ async fn audit_lists_filters_and_explains_bad_input() {
         .insert_audit(&[
             event("a", now - 3 * 86_400_000, "u_alice", "notes_get", "ok"),
             event("b", now - 60_000, "u_alice", "notes_create", "denied"),
-            event("c", now - 30_000, "u_bob", "notes_search", "ok"),
+            AuditEvent {
+                confirmation: Some("unconfirmed".into()),
+                ..event("c", now - 30_000, "u_bob", "notes_delete", "ok")
+            },
         ])
         .await
         .unwrap();
@@ -67,7 +71,9 @@ async fn audit_lists_filters_and_explains_bad_input() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(
-        lines[0].contains("notes_search") && lines[0].contains("user=u_bob"),
+        lines[0].contains("notes_delete")
+            && lines[0].contains("user=u_bob")
+            && lines[0].ends_with("confirmation=unconfirmed"),
         "newest first: {out}"
     );
     assert!(
@@ -83,6 +89,7 @@ async fn audit_lists_filters_and_explains_bad_input() {
     let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(v["outcome"], "ok");
     assert_eq!(v["user_id"], "u_alice");
+    assert_eq!(v["confirmation"], serde_json::Value::Null);
 
     let (code, _, err) = run(&["--database-url", &url, "--since", "5x"]);
     assert_eq!(code, 2);

@@ -9,6 +9,7 @@ use axum::body::Body;
 use common::auth::*;
 use portcullis::testing;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use tower::ServiceExt as _;
 
 /// Any 2026-07-28 request with a bearer token and the given client capabilities; returns
@@ -75,33 +76,38 @@ async fn call_params(e: &Env, token: &str, name: &str, mut params: Value, caps: 
     rpc_with(e, token, "tools/call", params, caps).await.1
 }
 
-/// notes_delete through the 2026-07-28 confirmation: the first call asks, the retry answers.
-async fn delete_confirmed(e: &Env, token: &str, id: &str, answer: Value) -> Value {
+/// The first round of a tool that asks the person (2026-07-28, elicitation declared).
+async fn ask(e: &Env, token: &str, tool: &str, args: &Value) -> Value {
     let caps = json!({"elicitation": {}});
-    let first = call_params(
-        e,
-        token,
-        "notes_delete",
-        json!({"arguments": {"id": id}}),
-        caps.clone(),
-    )
-    .await;
+    call_params(e, token, tool, json!({"arguments": args}), caps).await
+}
+
+/// The retry after `asked` (its `requestState`), carrying the person's `answer`.
+async fn answer(
+    e: &Env,
+    token: &str,
+    tool: &str,
+    args: &Value,
+    asked: &Value,
+    answer: Value,
+) -> Value {
+    let state = asked["result"]["requestState"].as_str().unwrap();
+    let params =
+        json!({"arguments": args, "inputResponses": {"confirm": answer}, "requestState": state});
+    call_params(e, token, tool, params, json!({"elicitation": {}})).await
+}
+
+/// notes_delete through the 2026-07-28 confirmation: the first call asks, the retry answers.
+async fn delete_confirmed(e: &Env, token: &str, id: &str, reply: Value) -> Value {
+    let args = json!({"id": id});
+    let first = ask(e, token, "notes_delete", &args).await;
     let r = &first["result"];
     assert_eq!(r["resultType"], "input_required", "{first}");
     assert_eq!(
         r["inputRequests"]["confirm"]["method"],
         "elicitation/create"
     );
-    let state = r["requestState"].as_str().unwrap();
-    let retry = call_params(
-        e,
-        token,
-        "notes_delete",
-        json!({"arguments": {"id": id}, "inputResponses": {"confirm": answer}, "requestState": state}),
-        caps,
-    )
-    .await;
-    retry["result"].clone()
+    answer(e, token, "notes_delete", &args, &first, reply).await["result"].clone()
 }
 
 fn ok(r: &Value) -> &Value {
@@ -114,14 +120,30 @@ fn tool_error(r: &Value) -> String {
     r["content"][0]["text"].as_str().unwrap().to_owned()
 }
 
+/// An access token with every notes scope, for the user signed in to `browser`.
+async fn writer(e: &Env, browser: Browser) -> String {
+    let (_, t) = e.tokens_scoped(browser, "mcp notes:read notes:write").await;
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
 async fn two_users() -> (Env, String, String) {
     let e = env().await;
     let bob_browser = add_bob(&e).await;
-    let all = "mcp notes:read notes:write";
-    let (_, alice) = e.tokens_scoped(Browser::default(), all).await;
-    let (_, bob) = e.tokens_scoped(bob_browser, all).await;
-    let t = |v: Value| v["access_token"].as_str().unwrap().to_owned();
-    (e, t(alice), t(bob))
+    let alice = writer(&e, Browser::default()).await;
+    let bob = writer(&e, bob_browser).await;
+    (e, alice, bob)
+}
+
+/// Creates a note titled `title`; returns its id.
+async fn new_note(e: &Env, token: &str, title: &str) -> String {
+    let created = call(
+        e,
+        token,
+        "notes_create",
+        json!({"title": title, "body": "b"}),
+    )
+    .await;
+    ok(&created)["id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -528,19 +550,7 @@ async fn every_call_is_audited_and_schema_failures_are_tool_errors() {
     assert_eq!(v["error"]["code"], -32602, "{v}");
 
     // The writer batches in the background: wait for the events.
-    let store = e.server.store();
-    let filter = portcullis_store::AuditFilter {
-        limit: 50,
-        ..Default::default()
-    };
-    let mut events = Vec::new();
-    for _ in 0..100 {
-        events = store.audit_events(&filter).await.unwrap();
-        if events.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let events = audit_events(&e, 4).await;
     // Calls in the same millisecond have no order between them: compare as a set.
     let mut outcomes: Vec<(&str, &str)> = events
         .iter()
@@ -817,14 +827,7 @@ async fn the_summary_prompt_embeds_only_the_callers_matching_notes() {
 #[tokio::test]
 async fn deleting_asks_first_and_the_answer_is_bound_to_one_call() {
     let (e, alice, bob) = two_users().await;
-    let id = |r: &Value| r["structuredContent"]["id"].as_str().unwrap().to_owned();
-    let n1 = id(&call(
-        &e,
-        &alice,
-        "notes_create",
-        json!({"title": "keep me", "body": "b"}),
-    )
-    .await);
+    let n1 = new_note(&e, &alice, "keep me").await;
     // Decline and cancel keep the note.
     for answer in [
         json!({"action": "decline"}),
@@ -854,20 +857,8 @@ async fn deleting_asks_first_and_the_answer_is_bound_to_one_call() {
     let last = tampered.len() - 2;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let n2 = id(&call(
-        &e,
-        &alice,
-        "notes_create",
-        json!({"title": "other", "body": "b"}),
-    )
-    .await);
-    let bobs = id(&call(
-        &e,
-        &bob,
-        "notes_create",
-        json!({"title": "bob", "body": "b"}),
-    )
-    .await);
+    let n2 = new_note(&e, &alice, "other").await;
+    let bobs = new_note(&e, &bob, "bob").await;
     for (who, note, st) in [
         (&alice, &n1, "forged"),
         (&alice, &n1, tampered.as_str()),
@@ -984,14 +975,7 @@ async fn notes_write_implies_notes_read() {
         "the token says what was granted"
     );
     let token = t["access_token"].as_str().unwrap();
-    let created = call(
-        &e,
-        token,
-        "notes_create",
-        json!({"title": "w", "body": "b"}),
-    )
-    .await;
-    let id = ok(&created)["id"].as_str().unwrap().to_owned();
+    let id = new_note(&e, token, "w").await;
     // Reading needs notes:read, which notes:write implies.
     ok(&call(&e, token, "notes_get", json!({"id": id})).await);
     let who = call(&e, token, "whoami", json!({})).await;
@@ -1000,4 +984,120 @@ async fn notes_write_implies_notes_read() {
         json!(["mcp", "notes:read", "notes:write"]),
         "the effective scopes"
     );
+}
+
+/// Waits for the background audit writer to store at least `n` events; newest first.
+async fn audit_events(e: &Env, n: usize) -> Vec<portcullis_store::AuditEvent> {
+    let filter = portcullis_store::AuditFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = e.server.store().audit_events(&filter).await.unwrap();
+        if events.len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    events
+}
+
+#[tokio::test]
+async fn any_tool_can_require_confirmation_with_one_declaration() {
+    // The same one line a custom tool uses (ServeConfig::require_confirmation), here on a
+    // built-in tool that does not ask by itself.
+    let e = env_configured(
+        |_| {},
+        |host| {
+            Arc::make_mut(&mut host.confirm)
+                .tools
+                .insert("notes_create".into(), "Create this note?".into());
+        },
+    )
+    .await;
+    let alice = &writer(&e, Browser::default()).await;
+    let yes = || json!({"action": "accept", "content": {"confirm": true}});
+    let args = json!({"title": "asked first", "body": "b"});
+    let asked = ask(&e, alice, "notes_create", &args).await;
+    let r = &asked["result"];
+    assert_eq!(r["resultType"], "input_required", "{asked}");
+    assert_eq!(
+        r["inputRequests"]["confirm"]["params"]["message"],
+        "Create this note?"
+    );
+    // Nothing was created by asking.
+    let listed = call(&e, alice, "notes_search", json!({"query": "asked"})).await;
+    assert_eq!(ok(&listed)["results"], json!([]));
+    // The answer is bound to the arguments it was asked for.
+    let other = json!({"title": "something else", "body": "b"});
+    let r = answer(&e, alice, "notes_create", &other, &asked, yes()).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    // A fresh question, answered yes: the tool runs.
+    let asked = ask(&e, alice, "notes_create", &args).await;
+    let r = answer(&e, alice, "notes_create", &args, &asked, yes()).await;
+    assert_eq!(ok(&r["result"])["title"], "asked first", "{r}");
+    // Declined: a tool error, and nothing is written.
+    let args = json!({"title": "declined", "body": "b"});
+    let asked = ask(&e, alice, "notes_create", &args).await;
+    let no = json!({"action": "decline"});
+    let r = answer(&e, alice, "notes_create", &args, &asked, no).await;
+    assert!(tool_error(&r["result"]).contains("declined"));
+    let listed = call(&e, alice, "notes_search", json!({"query": "declined"})).await;
+    assert_eq!(ok(&listed)["results"], json!([]));
+    // No elicitation capability and no operator allowance: refused with the reason.
+    let r = call(
+        &e,
+        alice,
+        "notes_create",
+        json!({"title": "x", "body": "b"}),
+    )
+    .await;
+    assert!(tool_error(&r).contains("cannot ask"), "{r}");
+
+    // The audit log tells each step apart.
+    let events = audit_events(&e, 9).await;
+    let mut seen: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .filter(|e| e.tool == "notes_create")
+        .map(|e| (e.outcome.as_str(), e.confirmation.as_deref()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("input_required", None),
+            ("input_required", None),
+            ("input_required", None),
+            ("ok", Some("confirmed")),
+            ("protocol_error", None),
+            ("tool_error", Some("cannot_ask")),
+            ("tool_error", Some("declined")),
+        ],
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_may_allow_unconfirmed_calls_and_the_audit_log_says_so() {
+    let e = env_configured(
+        |_| {},
+        |host| Arc::make_mut(&mut host.confirm).allow_unconfirmed = true,
+    )
+    .await;
+    let alice = &writer(&e, Browser::default()).await;
+    let id = new_note(&e, alice, "t").await;
+    // A client without elicitation: the delete runs, unasked.
+    let r = call(&e, alice, "notes_delete", json!({"id": id})).await;
+    assert!(ok(&r)["restorable_until"].is_string(), "{r}");
+    // A client that can ask is still asked.
+    ok(&call(&e, alice, "notes_restore", json!({"id": id})).await);
+    let asked = ask(&e, alice, "notes_delete", &json!({"id": id})).await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    let events = audit_events(&e, 4).await;
+    let delete = events
+        .iter()
+        .find(|e| e.tool == "notes_delete" && e.outcome == "ok")
+        .unwrap();
+    assert_eq!(delete.confirmation.as_deref(), Some("unconfirmed"));
 }

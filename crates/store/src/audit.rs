@@ -14,13 +14,16 @@ pub struct AuditEvent {
     pub user_id: Option<String>,
     pub client_id: Option<String>,
     pub tool: String,
-    /// `ok`, `tool_error`, `protocol_error` or `denied`.
+    /// `ok`, `tool_error`, `protocol_error`, `denied` or `input_required` (the call asked
+    /// the person and awaits the answer).
     pub outcome: String,
     pub duration_us: i64,
     /// SHA-256 of the arguments as sent (canonical JSON), base64url.
     pub args_digest: String,
     /// The arguments themselves, only when the operator turned that on.
     pub args: Option<String>,
+    /// For tools that ask the person first: `confirmed`, `declined` or `unconfirmed`.
+    pub confirmation: Option<String>,
 }
 
 /// What `audit_events` returns.
@@ -33,6 +36,9 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
+/// Columns of one audit row, as inserted.
+const COLUMNS: usize = 10;
+
 impl Store {
     /// Writes a batch: multi-row inserts of up to 100 events each, in one transaction
     /// (one round trip per hundred events rather than per event).
@@ -40,25 +46,18 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in events.chunks(100) {
             let mut sql = String::from(
-                "INSERT INTO audit (event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args) VALUES ",
+                "INSERT INTO audit (event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args, confirmation) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 9;
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9
-                ));
+                let row: Vec<String> = (1..=COLUMNS)
+                    .map(|c| format!("${}", i * COLUMNS + c))
+                    .collect();
+                sql.push('(');
+                sql.push_str(&row.join(","));
+                sql.push(')');
             }
             sql.push_str(" ON CONFLICT DO NOTHING");
             let mut q = sqlx::query(&sql);
@@ -72,7 +71,8 @@ impl Store {
                     .bind(&e.outcome)
                     .bind(e.duration_us)
                     .bind(&e.args_digest)
-                    .bind(&e.args);
+                    .bind(&e.args)
+                    .bind(&e.confirmation);
             }
             q.execute(&mut *tx).await?;
         }
@@ -83,7 +83,7 @@ impl Store {
     /// Events matching `filter`, newest first.
     pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
-            "SELECT event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args FROM audit
+            "SELECT event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args, confirmation FROM audit
              WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR tool = $2)
                AND at_ms >= $3 AND at_ms <= $4
              ORDER BY at_ms DESC, event_id DESC LIMIT $5",
@@ -107,6 +107,7 @@ impl Store {
                     duration_us: r.try_get("duration_us")?,
                     args_digest: r.try_get("args_digest")?,
                     args: r.try_get("args")?,
+                    confirmation: r.try_get("confirmation")?,
                 })
             })
             .collect()

@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         4,
         Migration::Shared(include_str!("../migrations/0004_audit.sql")),
     ),
+    (
+        5,
+        Migration::Shared(include_str!("../migrations/0005_audit_confirmation.sql")),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -439,11 +439,12 @@ async fn audit_events_are_written_in_batches_filtered_and_purged() {
             duration_us: 120,
             args_digest: "d".into(),
             args: None,
+            confirmation: (tool == "notes_delete").then(|| "unconfirmed".into()),
         };
         s.insert_audit(&[
             ev("e1", 1_000, "alice", "notes_get"),
             ev("e2", 2_000, "bob", "notes_get"),
-            ev("e3", 3_000, "alice", "whoami"),
+            ev("e3", 3_000, "alice", "notes_delete"),
         ])
         .await
         .unwrap();
@@ -474,10 +475,12 @@ async fn audit_events_are_written_in_batches_filtered_and_purged() {
             "{name}"
         );
         assert_eq!(s.purge_audit(2_500).await.unwrap(), 2, "{name}");
+        let left = s.audit_events(&f(None, None, None)).await.unwrap();
+        assert_eq!(ids(left.clone()), ["e3"], "{name}");
         assert_eq!(
-            ids(s.audit_events(&f(None, None, None)).await.unwrap()),
-            ["e3"],
-            "{name}"
+            left[0].confirmation.as_deref(),
+            Some("unconfirmed"),
+            "{name}: the confirmation column round-trips"
         );
     }
     finish(all).await;

@@ -474,6 +474,7 @@ where
                 crate::audit::Outcome::Denied,
                 std::time::Duration::ZERO,
                 None,
+                None,
             );
         }
         if gate.answers_step_up_as_tool_error(principal) {

@@ -7,6 +7,7 @@
 
 pub mod cors;
 pub mod gate;
+pub mod handler;
 pub mod limit;
 pub mod origin;
 
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cors::CorsLayer;
 pub use gate::{Gate, InflightTracker};
+pub use handler::{ConfirmPolicy, Guarded};
 pub use origin::{OriginPolicy, OriginRule};
 
 /// Everything the host needs to know; the binary fills it from flags and environment.
@@ -53,6 +55,8 @@ pub struct HostConfig {
     pub audit_arguments: bool,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// Tools that ask the person before they act.
+    pub confirm: Arc<ConfirmPolicy>,
 }
 
 impl Default for HostConfig {
@@ -72,6 +76,7 @@ impl Default for HostConfig {
             audit: true,
             audit_arguments: false,
             audit_retention: Duration::from_secs(90 * 86_400),
+            confirm: Arc::default(),
         }
     }
 }
@@ -103,7 +108,13 @@ where
         .disable_allowed_hosts()
         .disable_allowed_origins();
     let sessions = Arc::new(LocalSessionManager::default());
-    let service = StreamableHttpService::new(move || Ok(factory()), sessions.clone(), rmcp_config);
+    // Every handler is wrapped: audit, confirmation and the rest apply to any tool.
+    let confirm = config.confirm.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(Guarded::new(factory(), confirm.clone())),
+        sessions.clone(),
+        rmcp_config,
+    );
     let mut gate = Gate::new(
         config.policy.clone(),
         config.auth.clone(),

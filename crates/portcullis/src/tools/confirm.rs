@@ -8,10 +8,18 @@
 //!   the call waits for the answer.
 //!
 //! A client that cannot ask the person (no `elicitation` capability) gets a tool error
-//! saying so: the action does not happen unasked.
+//! saying so: the action does not happen unasked, unless the operator allows unconfirmed
+//! calls (`--allow-unconfirmed`), and then the audit log says it ran `unconfirmed`.
+//!
+//! Tools opt in with one line, [`ServeConfig::require_confirmation`], and the host asks
+//! before the tool runs; a tool that wants to word its question from data (`notes_delete`
+//! names the note) calls [`confirm`] itself.
+//!
+//! [`ServeConfig::require_confirmation`]: crate::config::ServeConfig::require_confirmation
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -37,6 +45,44 @@ pub enum Confirmation {
     Ask(InputRequiredResult),
     /// No: the text says why (declined, cancelled, or the client cannot ask).
     Refused(String),
+}
+
+/// How one call's confirmation went, for the audit log. The host puts one on every
+/// `tools/call` context; [`confirm`] fills it in.
+#[derive(Debug, Default)]
+pub struct CallConfirmation {
+    allow_unconfirmed: bool,
+    state: AtomicU8,
+}
+
+const NOT_ASKED: u8 = 0;
+const CONFIRMED: u8 = 1;
+const DECLINED: u8 = 2;
+const UNCONFIRMED: u8 = 3;
+const CANNOT_ASK: u8 = 4;
+
+impl CallConfirmation {
+    pub fn new(allow_unconfirmed: bool) -> Self {
+        Self {
+            allow_unconfirmed,
+            state: AtomicU8::new(NOT_ASKED),
+        }
+    }
+
+    fn set(&self, state: u8) {
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// The audit log's `confirmation` value: `None` when the call did not need one.
+    pub fn recorded(&self) -> Option<&'static str> {
+        match self.state.load(Ordering::Relaxed) {
+            CONFIRMED => Some("confirmed"),
+            DECLINED => Some("declined"),
+            UNCONFIRMED => Some("unconfirmed"),
+            CANNOT_ASK => Some("cannot_ask"),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -103,12 +149,23 @@ pub async fn confirm(
     state: Option<String>,
     responses: Option<InputResponses>,
 ) -> Result<Confirmation, ErrorData> {
+    let asked = ctx.extensions.get::<Arc<CallConfirmation>>().cloned();
+    let note = |state: u8| {
+        if let Some(a) = &asked {
+            a.set(state);
+        }
+    };
     let can_ask = ctx
         .client_capabilities()
         .is_some_and(|c| c.elicitation.is_some());
     if !can_ask {
+        if asked.as_ref().is_some_and(|a| a.allow_unconfirmed) {
+            note(UNCONFIRMED);
+            return Ok(Confirmation::Confirmed);
+        }
+        note(CANNOT_ASK);
         return Ok(Confirmation::Refused(format!(
-            "{tool} needs the person's confirmation, and this client cannot ask (it did not declare the elicitation capability); nothing was changed"
+            "{tool} needs the person's confirmation, and this client cannot ask (it did not declare the elicitation capability); nothing was changed. Use a client that supports elicitation, or ask the operator to allow unconfirmed calls"
         )));
     }
     let schema = serde_json::json!({
@@ -186,19 +243,20 @@ pub async fn confirm(
                 None,
             )
         })?;
+    let refused = |why: &str| {
+        note(DECLINED);
+        Confirmation::Refused(format!("{why}; nothing was changed"))
+    };
     Ok(match action {
         ElicitationAction::Accept
             if answer["content"]["confirm"] == serde_json::Value::Bool(true) =>
         {
+            note(CONFIRMED);
             Confirmation::Confirmed
         }
-        ElicitationAction::Accept => {
-            Confirmation::Refused("the person did not confirm; nothing was changed".to_owned())
-        }
-        ElicitationAction::Decline => {
-            Confirmation::Refused("the person declined; nothing was changed".to_owned())
-        }
-        _ => Confirmation::Refused("the person cancelled; nothing was changed".to_owned()),
+        ElicitationAction::Accept => refused("the person did not confirm"),
+        ElicitationAction::Decline => refused("the person declined"),
+        _ => refused("the person cancelled"),
     })
 }
 

@@ -9,7 +9,6 @@ use std::sync::{Arc, LazyLock};
 
 use portcullis_authz::{Principal, PrincipalView};
 
-use crate::audit::{AuditLog, Outcome};
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -125,20 +124,12 @@ impl ServerHandler for PortcullisTools {
         _request: Option<rmcp::model::PaginatedRequestParams>,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::ListToolsResult, ErrorData> {
-        let modern = is_modern(&context);
-        let parts = context.extensions.get::<http::request::Parts>();
-        let mut tools = self.tool_router.list_all();
-        let mut scope = rmcp::model::CacheScope::Public;
-        if let Some(p) = parts
-            && let Some(visible) = p.extensions.get::<crate::host::gate::ToolVisibility>()
-        {
-            let principal = principal_of(p);
-            tools.retain(|t| visible.allows(&principal, &t.name));
-            scope = rmcp::model::CacheScope::Private; // the list now depends on the token
-        }
-        let mut result = rmcp::model::ListToolsResult::with_all_items(tools);
-        if modern {
-            result = result.with_ttl_ms(0).with_cache_scope(scope);
+        // The host narrows the list (and makes it private) when tools are hidden by scope.
+        let mut result = rmcp::model::ListToolsResult::with_all_items(self.tool_router.list_all());
+        if is_modern(&context) {
+            result = result
+                .with_ttl_ms(0)
+                .with_cache_scope(rmcp::model::CacheScope::Public);
         }
         Ok(result)
     }
@@ -181,55 +172,6 @@ impl ServerHandler for PortcullisTools {
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::ReadResourceResponse, ErrorData> {
         notes::read_resource(self.notes, request, context).await
-    }
-
-    /// Runs the tool, then: arguments that do not fit a known tool's schema become a tool
-    /// error the model can read and fix (SEP-1303), and the call goes to the audit log.
-    async fn call_tool(
-        &self,
-        request: rmcp::model::CallToolRequestParams,
-        context: rmcp::service::RequestContext<rmcp::RoleServer>,
-    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
-        use rmcp::model::{CallToolResponse, ContentBlock};
-        let started = std::time::Instant::now();
-        let parts = context.extensions.get::<http::request::Parts>();
-        let audit = parts.and_then(|p| p.extensions.get::<Arc<AuditLog>>().cloned());
-        let principal = parts
-            .map(principal_of)
-            .unwrap_or_else(Principal::shared_anonymous);
-        let name = request.name.to_string();
-        // Serialized once, before the arguments move into the call: the audit log keeps
-        // their digest (or the text, when the operator asks).
-        let arguments = audit.as_ref().map(|_| {
-            request
-                .arguments
-                .as_ref()
-                .and_then(|a| serde_json::to_string(a).ok())
-                .unwrap_or_else(|| "{}".to_owned())
-        });
-        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        let mut result = self.tool_router.call(tcc).await;
-        // rmcp already answers arguments that do not deserialize with a tool error; say
-        // what to do about it in the words a model acts on.
-        if let Ok(CallToolResponse::Complete(r)) = &mut result
-            && r.is_error == Some(true)
-            && let Some(first) = r.content.first_mut()
-            && let Some(text) = first.as_text().map(|t| t.text.clone())
-            && let Some(detail) = text.strip_prefix("failed to deserialize parameters: ")
-        {
-            *first = ContentBlock::text(format!(
-                "the arguments do not fit {name}'s input schema ({detail}); fix them and call again"
-            ));
-        }
-        if let Some(audit) = audit {
-            let outcome = match &result {
-                Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Outcome::ToolError,
-                Ok(_) => Outcome::Ok,
-                Err(_) => Outcome::ProtocolError,
-            };
-            audit.record(&principal, &name, outcome, started.elapsed(), arguments);
-        }
-        result
     }
 
     fn get_info(&self) -> ServerConfig {
