@@ -171,15 +171,18 @@ where
     }
     let (mut router, handle) = mcp_router(&host, factory);
     if let Some(server) = auth {
-        // Tools that keep data (the notes) find the database in the request extensions, and
-        // every tool call (and every call refused for scope) goes to the audit log.
-        let audit = AuditLog::spawn(
-            server.store().clone(),
-            host.audit_arguments,
-            host.audit_retention,
-        );
+        // Every tool call (and every call refused for scope) goes to the audit log, unless
+        // the audit is turned off (benchmarks measure what it costs).
+        if host.audit {
+            let audit = AuditLog::spawn(
+                server.store().clone(),
+                host.audit_arguments,
+                host.audit_retention,
+            );
+            router = router.layer(axum::Extension(audit));
+        }
+        // Tools that keep data (the notes) find the database in the request extensions.
         router = router
-            .layer(axum::Extension(audit))
             .layer(axum::Extension(server.store().clone()))
             .merge(server.router());
     }

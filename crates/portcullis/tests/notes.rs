@@ -1101,3 +1101,18 @@ async fn the_operator_may_allow_unconfirmed_calls_and_the_audit_log_says_so() {
         .unwrap();
     assert_eq!(delete.confirmation.as_deref(), Some("unconfirmed"));
 }
+
+#[tokio::test]
+async fn audit_false_records_nothing() {
+    let e = env_configured(|_| {}, |host| host.audit = false).await;
+    let alice = &writer(&e, Browser::default()).await;
+    new_note(&e, alice, "unaudited").await;
+    // The writer stores a batch as soon as an event arrives; give it time to (wrongly) do so.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let filter = portcullis_store::AuditFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let events = e.server.store().audit_events(&filter).await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+}
