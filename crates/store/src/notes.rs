@@ -61,6 +61,36 @@ pub fn search_terms(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Words in a search hit's snippet.
+const SNIPPET_WORDS: usize = 16;
+
+/// About `words` words of `body` around the first word that starts with one of `terms`
+/// (lower-case, as [`search_terms`] makes them), with `…` where text was cut. The start of
+/// the body when no word matches as written (the index also matches without diacritics).
+pub fn snippet(body: &str, terms: &[String], words: usize) -> String {
+    let all: Vec<&str> = body.split_whitespace().collect();
+    let hit = all
+        .iter()
+        .position(|w| {
+            let w = w
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase();
+            terms.iter().any(|t| w.starts_with(t.as_str()))
+        })
+        .unwrap_or(0);
+    let start = hit.saturating_sub(words / 3);
+    let end = (start + words).min(all.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(&all[start..end].join(" "));
+    if end < all.len() {
+        out.push('…');
+    }
+    out
+}
+
 impl Store {
     pub async fn create_note(
         &self,
@@ -217,10 +247,13 @@ impl Store {
         if terms.is_empty() {
             return Ok(Vec::new());
         }
+        // Rank first and fetch the text of the page only: the snippet is cut in Rust from the
+        // few bodies returned, not by the database for every match before sorting.
         let rows = match self.dialect {
             Dialect::Sqlite => {
-                // Terms hold only letters and digits, so quoting them is enough; the owner
-                // restriction runs inside the index, and again on the notes row.
+                // Terms hold only letters and digits, so quoting them is enough. The owner
+                // restriction runs inside the index (one token, hex of the user id: see
+                // migration 6), and again on the notes row.
                 let words: Vec<String> = terms
                     .iter()
                     .enumerate()
@@ -232,17 +265,19 @@ impl Store {
                         }
                     })
                     .collect();
-                let owner = user.replace('"', "");
+                let owner: String = user.bytes().map(|b| format!("{b:02X}")).collect();
                 let expr = format!(
                     "owner : \"{owner}\" AND {{title body}} : ({})",
                     words.join(" AND ")
                 );
                 sqlx::query(
-                    "SELECT n.id AS id, n.title AS title, snippet(notes_fts, 2, '', '', '…', 16) AS snippet,
-                            -bm25(notes_fts, 0.0, 5.0, 1.0) AS score
-                     FROM notes_fts JOIN notes n ON n.rowid = notes_fts.rowid
-                     WHERE notes_fts MATCH $1 AND n.user_id = $2 AND n.deleted_at IS NULL
-                     ORDER BY score DESC, n.id LIMIT $3 OFFSET $4",
+                    "SELECT n.id AS id, n.title AS title, n.body AS body, r.score AS score
+                     FROM (SELECT m.rowid AS rid, m.id AS id, -bm25(notes_fts, 0.0, 5.0, 1.0) AS score
+                           FROM notes_fts JOIN notes m ON m.rowid = notes_fts.rowid
+                           WHERE notes_fts MATCH $1 AND m.user_id = $2 AND m.deleted_at IS NULL
+                           ORDER BY score DESC, m.id LIMIT $3 OFFSET $4) r
+                     JOIN notes n ON n.rowid = r.rid
+                     ORDER BY r.score DESC, r.id",
                 )
                 .bind(expr)
                 .bind(user)
@@ -257,11 +292,13 @@ impl Store {
                     last.push_str(":*");
                 }
                 sqlx::query(
-                    "SELECT id, title, ts_headline('simple', body, q, 'MaxWords=16, MinWords=6') AS snippet,
-                            ts_rank(search, q)::float8 AS score
-                     FROM notes, to_tsquery('simple', $1) AS q
-                     WHERE user_id = $2 AND deleted_at IS NULL AND search @@ q
-                     ORDER BY score DESC, id LIMIT $3 OFFSET $4",
+                    "SELECT n.id AS id, n.title AS title, n.body AS body, r.score AS score
+                     FROM (SELECT id, ts_rank(search, q)::float8 AS score
+                           FROM notes, to_tsquery('simple', $1) AS q
+                           WHERE user_id = $2 AND deleted_at IS NULL AND search @@ q
+                           ORDER BY score DESC, id LIMIT $3 OFFSET $4) r
+                     JOIN notes n ON n.id = r.id
+                     ORDER BY r.score DESC, r.id",
                 )
                 .bind(words.join(" & "))
                 .bind(user)
@@ -276,10 +313,32 @@ impl Store {
                 Ok(NoteHit {
                     id: r.try_get("id")?,
                     title: r.try_get("title")?,
-                    snippet: r.try_get("snippet")?,
+                    snippet: snippet(&r.try_get::<String, _>("body")?, terms, SNIPPET_WORDS),
                     score: r.try_get("score")?,
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_centre_on_the_first_match_and_mark_cuts() {
+        let body = (1..=40)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let terms = vec!["w20".to_owned()];
+        let s = snippet(&body, &terms, 6);
+        assert_eq!(s, "…w18 w19 w20 w21 w22 w23…");
+        // Prefix and case: "Coffee," matches the term "cof".
+        let s = snippet("Tea first. Then Coffee, always.", &["cof".to_owned()], 16);
+        assert_eq!(s, "Tea first. Then Coffee, always.");
+        // No word matches as written: the start of the body.
+        assert_eq!(snippet("a b c d", &["zz".to_owned()], 2), "a b…");
+        assert_eq!(snippet("", &["zz".to_owned()], 2), "");
     }
 }

@@ -40,6 +40,13 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         5,
         Migration::Shared(include_str!("../migrations/0005_audit_confirmation.sql")),
     ),
+    (
+        6,
+        Migration::PerBackend {
+            sqlite: include_str!("../migrations/0006_search_owner_sqlite.sql"),
+            postgres: include_str!("../migrations/0006_search_owner_postgres.sql"),
+        },
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
