@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 
 const QUEUE: usize = 16_384;
 const BATCH: usize = 512;
+/// How long the writer waits for more events before it stores a batch that is not full.
+const LINGER: Duration = Duration::from_millis(50);
 
 /// How a tool call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,14 @@ impl AuditLog {
                     n = rx.recv_many(&mut batch, BATCH) => {
                         if n == 0 {
                             break; // every sender is gone: the server is shutting down
+                        }
+                        // Under load, wait a moment for the batch to fill: one transaction
+                        // per few hundred events rather than one per handful.
+                        if batch.len() < BATCH {
+                            tokio::time::sleep(LINGER).await;
+                            while batch.len() < BATCH && let Ok(event) = rx.try_recv() {
+                                batch.push(event);
+                            }
                         }
                         if let Err(e) = store.insert_audit(&batch).await {
                             tracing::error!(error = %e, events = batch.len(), "could not write audit events");

@@ -136,7 +136,7 @@ fn audit(args: AuditArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    server::init_tracing();
     match cli.command {
         Command::Audit(args) => audit(args),
         Command::Serve(args) => {
@@ -152,14 +152,4 @@ fn main() -> ExitCode {
             server::serve_main("portcullis", args, move || Ok(tools))
         }
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        // rmcp logs every stateless request at info; keep its warnings only by default.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

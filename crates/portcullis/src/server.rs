@@ -92,6 +92,18 @@ where
     }
 }
 
+/// Logs to stderr, filtered by `PORTCULLIS_LOG` (a `tracing` filter; default
+/// `info,rmcp=warn`). The binary, the examples and the benchmark servers all log this way.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        // rmcp logs every stateless request at info; keep its warnings only by default.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Binds the configured address and serves the MCP endpoint with handlers from `factory`
 /// until `shutdown` resolves.
 pub async fn run<S, F>(

@@ -38,9 +38,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    server::init_tracing();
     let mut config = match Cli::parse().serve.into_config() {
         Ok(c) => c,
         Err(e) => return fail(e),
