@@ -19,29 +19,10 @@ set -euo pipefail
 export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-SECS=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-REPS=${BENCH_REPS:-3}
-CONNS=${BENCH_CONNECTIONS:-64}
 PORT=${BENCH_PORT:-18600}
-BIN="$ROOT/target/release"
-OUT="$ROOT/bench/out"
-mkdir -p "$OUT"
-say() { printf '%s\n' "$*" >&2; }
-
-command -v wrk >/dev/null || { say "wrk is required (apt-get install -y wrk)"; exit 1; }
-if [ -z "${BENCH_SKIP_BUILD:-}" ]; then
-  say "building release binaries"
-  cargo build --release -p portcullis -p bench-baselines >&2
-fi
-
-WORK=$(mktemp -d)
-PID=""
-stop() {
-  if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=""; fi
-}
-trap 'stop; rm -rf "$WORK"' EXIT
-export PORTCULLIS_ADMIN_PASSWORD="bench-$RANDOM-$RANDOM-password"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+prepare
 
 start() { # start MODE: none | embedded | audited (fresh database each time)
   rm -f "$WORK"/portcullis.*
@@ -49,37 +30,17 @@ start() { # start MODE: none | embedded | audited (fresh database each time)
   # One token drives all 64 connections: lift the per-user tool-call limit for the load.
   if [ "$1" = none ]; then args+=(--auth none); else args+=(--database-url "sqlite://$WORK/portcullis.db" --master-key-file "$WORK/portcullis.key" --tool-calls-per-minute 0); fi
   if [ "$1" = embedded ]; then args+=(--audit false); fi
-  PORTCULLIS_LOG=warn "$BIN/portcullis" "${args[@]}" >/dev/null 2>>"$WORK/server.log" &
-  PID=$!
-  for _ in $(seq 1 500); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    kill -0 "$PID" 2>/dev/null || { say "portcullis exited:"; cat "$WORK/server.log" >&2; exit 1; }
-    sleep 0.01
-  done
-  say "portcullis did not start"; exit 1
+  launch "$BIN/portcullis" "${args[@]}"
 }
 
-wrk_mcp() { # wrk_mcp SECONDS TOKEN -> BENCH line
-  BENCH_ERA=2026-07-28 BENCH_HOSTPORT="127.0.0.1:$PORT" BENCH_TOKEN="$2" BENCH_WRK_THREADS=1 \
-    wrk -t1 -c"$CONNS" -d"$1s" --latency --timeout 5s -s bench/mcp.lua "http://127.0.0.1:$PORT/mcp" >"$WORK/wrk.out" 2>&1
-  grep '^BENCH ' "$WORK/wrk.out" || { say "wrk failed:"; cat "$WORK/wrk.out" >&2; exit 1; }
-}
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-: >"$WORK/bearer.tsv"
 for rep in $(seq 1 "$REPS"); do
   for mode in none embedded audited; do
     start "$mode"
     token=""
     if [ "$mode" != none ]; then token=$("$BIN/auth-load" token "http://127.0.0.1:$PORT/mcp"); fi
-    wrk_mcp "$WARMUP" "$token" >/dev/null
-    line=$(wrk_mcp "$SECS" "$token")
+    measure bearer "$rep" "$mode" "$token"
     stop
-    errs=$(( $(echo "$line" | field non2xx) + $(echo "$line" | field rpc_errors) + $(echo "$line" | field socket_errors) ))
-    [ "$errs" -eq 0 ] || { say "errors in $mode run: $line"; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$mode" "$(echo "$line" | field rps)" "$(echo "$line" | field p50_us)" "$(echo "$line" | field p99_us)" >>"$WORK/bearer.tsv"
-    say "bearer rep $rep $mode: $line"
   done
 done
 

@@ -1,4 +1,5 @@
--- wrk script for the Portcullis load benchmark: `tools/call whoami` over MCP Streamable HTTP.
+-- wrk script for the Portcullis load benchmarks: `tools/call` over MCP Streamable HTTP
+-- (`whoami` unless told otherwise).
 --
 -- Environment (set by bench/run.sh):
 --   BENCH_ERA       2026-07-28 (stateless, per-request _meta) or 2025-11-25 (sessions)
@@ -7,9 +8,12 @@
 --                   session while in flight)
 --   BENCH_HOSTPORT  value of the Host header, e.g. 127.0.0.1:18080
 --   BENCH_TOKEN     when set, sent as `Authorization: Bearer <token>` (bench/auth.sh)
+--   BENCH_TOOL      2026-07-28 era: the tool to call (default whoami)
+--   BENCH_ARGS      2026-07-28 era: the tool's arguments, JSON objects one per line, used
+--                   round-robin (default {})
 --
 -- Every response is checked: non-2xx, or a body without a JSON-RPC "result" (or with an
--- "error"), counts as an error. done() prints one machine-readable BENCH line.
+-- "error", or a tool result with "isError": true), counts as an error. done() prints one machine-readable BENCH line.
 
 local era = os.getenv("BENCH_ERA") or "2026-07-28"
 local hostport = os.getenv("BENCH_HOSTPORT")
@@ -26,7 +30,8 @@ end
 local header_sets = {}
 local nsets = 0
 local stride = 1
-local body_head, body_tail
+local body_head, body_mid, body_tail
+local arg_list = {}
 
 function init(args)
   counter = 0
@@ -52,12 +57,16 @@ function init(args)
     for k, v in pairs(base) do h[k] = v end
     h["MCP-Protocol-Version"] = "2026-07-28"
     h["Mcp-Method"] = "tools/call"
-    h["Mcp-Name"] = "whoami"
+    local tool = os.getenv("BENCH_TOOL") or "whoami"
+    h["Mcp-Name"] = tool
     header_sets[1] = h
     nsets = 1
+    for a in string.gmatch(os.getenv("BENCH_ARGS") or "{}", "[^\n]+") do
+      table.insert(arg_list, a)
+    end
     body_head = '{"jsonrpc":"2.0","id":'
-    body_tail = ',"method":"tools/call","params":{"name":"whoami","arguments":{},'
-      .. '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+    body_mid = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":'
+    body_tail = ',"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
       .. '"io.modelcontextprotocol/clientCapabilities":{}}}}'
   else
     for sid in string.gmatch(os.getenv("BENCH_SIDS") or "", "[^,]+") do
@@ -72,7 +81,9 @@ function init(args)
       error("BENCH_SIDS is empty: the 2025 era needs session ids")
     end
     body_head = '{"jsonrpc":"2.0","id":'
-    body_tail = ',"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
+    body_mid = ',"method":"tools/call","params":{"name":"whoami","arguments":'
+    body_tail = '}}'
+    arg_list = { "{}" }
   end
 end
 
@@ -81,14 +92,16 @@ function request()
   -- Unique across threads: thread tid uses ids tid+1, tid+1+stride, ...
   local id = (counter - 1) * stride + tid + 1
   local h = header_sets[(counter - 1) % nsets + 1]
-  return wrk.format("POST", "/mcp", h, body_head .. id .. body_tail)
+  local args = arg_list[(counter - 1) % #arg_list + 1]
+  return wrk.format("POST", "/mcp", h, body_head .. id .. body_mid .. args .. body_tail)
 end
 
 function response(status, headers, body)
   responses = responses + 1
   if status < 200 or status > 299 then
     non2xx = non2xx + 1
-  elseif not string.find(body, '"result":', 1, true) or string.find(body, '"error":', 1, true) then
+  elseif not string.find(body, '"result":', 1, true) or string.find(body, '"error":', 1, true)
+      or string.find(body, '"isError":true', 1, true) then
     rpc_errors = rpc_errors + 1
   end
 end
