@@ -93,11 +93,16 @@ where
 }
 
 /// Logs to stderr, filtered by `PORTCULLIS_LOG` (a `tracing` filter; default
-/// `info,rmcp=warn`). The binary, the examples and the benchmark servers all log this way.
+/// `info,rmcp=warn`: rmcp logs every stateless request at info). The binary, the custom-tool
+/// example and the benchmark servers all log this way.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        // rmcp logs every stateless request at info; keep its warnings only by default.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
+    init_tracing_from("PORTCULLIS_LOG", "info,rmcp=warn");
+}
+
+/// Logs to stderr, filtered by the environment variable `var`, else by `default`.
+pub fn init_tracing_from(var: &str, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(var)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,6 +1,8 @@
 //! The audit trail of tool calls. Written in batches by the server's audit writer, read by
 //! `portcullis audit`, and trimmed to the configured retention.
 
+use std::fmt::Write as _;
+
 use sqlx::Row;
 
 use crate::{Result, Store};
@@ -22,7 +24,8 @@ pub struct AuditEvent {
     pub args_digest: String,
     /// The arguments themselves, only when the operator turned that on.
     pub args: Option<String>,
-    /// For tools that ask the person first: `confirmed`, `declined` or `unconfirmed`.
+    /// For tools that ask the person first: `confirmed`, `declined`, `cannot_ask` (refused:
+    /// the client cannot ask) or `unconfirmed` (ran unasked, as the operator allows).
     pub confirmation: Option<String>,
 }
 
@@ -46,17 +49,14 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in events.chunks(100) {
             let mut sql = String::from(
-                "INSERT INTO audit (event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args, confirmation) VALUES ",
+                "INSERT INTO audit (event_id, at_ms, user_id, client_id, tool, outcome, duration_us, args_digest, args, confirmation) VALUES",
             );
             for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
+                sql.push(if i > 0 { ',' } else { ' ' });
+                for c in 1..=COLUMNS {
+                    let sep = if c == 1 { '(' } else { ',' };
+                    let _ = write!(sql, "{sep}${}", i * COLUMNS + c);
                 }
-                let row: Vec<String> = (1..=COLUMNS)
-                    .map(|c| format!("${}", i * COLUMNS + c))
-                    .collect();
-                sql.push('(');
-                sql.push_str(&row.join(","));
                 sql.push(')');
             }
             sql.push_str(" ON CONFLICT DO NOTHING");
