@@ -47,6 +47,13 @@ const MIGRATIONS: &[(i64, Migration)] = &[
             postgres: include_str!("../migrations/0006_search_owner_postgres.sql"),
         },
     ),
+    (
+        7,
+        Migration::PerBackend {
+            sqlite: include_str!("../migrations/0007_search_live_only_sqlite.sql"),
+            postgres: include_str!("../migrations/0007_search_live_only_postgres.sql"),
+        },
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -485,3 +485,67 @@ async fn audit_events_are_written_in_batches_filtered_and_purged() {
     }
     finish(all).await;
 }
+
+/// A SQLite database with notes written before migrations 6 and 7 (the owner indexed as
+/// written, trashed notes in the index) is rebuilt on upgrade: searches still find each
+/// user's live notes, never another user's or a trashed one, and trash and restore keep the
+/// index in step afterwards.
+#[tokio::test]
+async fn the_search_index_is_rebuilt_on_upgrade() {
+    use sqlx::Connection as _;
+    let dir = std::env::temp_dir().join(format!("portcullis-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("p.db").display());
+    let s = Store::open(&url).await.unwrap();
+    s.create_note("u_alice", "a1", "Apples", "green apples", 1)
+        .await
+        .unwrap();
+    s.create_note("u_alice", "a2", "More apples", "red apples", 2)
+        .await
+        .unwrap();
+    s.create_note("u_bob", "b1", "Apples", "bob's apples", 3)
+        .await
+        .unwrap();
+    assert!(s.trash_note("u_alice", "a2", 4).await.unwrap());
+    s.close().await;
+    // Back to the index as schema version 5 kept it.
+    let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=rw"))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "DELETE FROM portcullis_schema WHERE version > 5;
+         DROP TRIGGER notes_trashed;
+         DROP TRIGGER notes_restored;
+         DELETE FROM notes_fts;
+         INSERT INTO notes_fts (rowid, owner, title, body) SELECT rowid, user_id, title, body FROM notes;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+
+    let s = Store::open(&url).await.unwrap();
+    let ids = |hits: Vec<NoteHit>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
+    let apples = search_terms("apples");
+    assert_eq!(
+        ids(s.search_notes("u_alice", &apples, 10, 0).await.unwrap()),
+        ["a1"]
+    );
+    assert_eq!(
+        ids(s.search_notes("u_bob", &apples, 10, 0).await.unwrap()),
+        ["b1"]
+    );
+    assert!(s.restore_note("u_alice", "a2", 0).await.unwrap().is_some());
+    assert_eq!(
+        ids(s.search_notes("u_alice", &apples, 10, 0).await.unwrap()).len(),
+        2,
+        "restored notes are searchable again"
+    );
+    assert!(s.trash_note("u_alice", "a1", 6).await.unwrap());
+    assert_eq!(
+        ids(s.search_notes("u_alice", &apples, 10, 0).await.unwrap()),
+        ["a2"]
+    );
+    s.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
