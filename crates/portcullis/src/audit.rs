@@ -50,8 +50,10 @@ pub struct AuditLog {
     tx: mpsc::Sender<AuditEvent>,
     keep_arguments: bool,
     dropped: AtomicU64,
-    /// Event ids are this instance's random prefix and a counter: unique without a
-    /// random read per call.
+    /// Event ids are this instance's random prefix and a zero-padded counter: unique
+    /// without a random read per call, and increasing, so each insert appends to the
+    /// primary-key index instead of landing at a random place in it (an unpadded counter
+    /// sorts "…-a" after "…-10").
     prefix: String,
     counter: AtomicU64,
 }
@@ -118,7 +120,7 @@ impl AuditLog {
         let args_json = arguments_json.unwrap_or_else(|| "{}".to_owned());
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let event = AuditEvent {
-            event_id: format!("{}-{n:x}", self.prefix),
+            event_id: format!("{}-{n:016x}", self.prefix),
             at_ms: now_ms(),
             user_id: principal.user.clone(),
             client_id: principal.client_id.clone(),
