@@ -3,9 +3,10 @@
 #
 # 1. notes_search at scale: BENCH_USERS users with BENCH_PER_USER notes each (default 10 x
 #    10,000 = 100,000 notes; one user's token drives the load, so it searches its 10,000
-#    among all 100,000), at BENCH_SEARCH_CONNECTIONS (16) connections, 60 one- and two-word
-#    queries from common to rare round-robin (bench/baselines notes-seed prints how many of
-#    the user's notes each matches), on `portcullis serve` (SQLite, audit on).
+#    among all 100,000), at BENCH_SEARCH_CONNECTIONS (16) connections, 60 queries from common
+#    to rare round-robin: 40 single words and 20 pairs whose second word is a prefix
+#    (`kalo mire*`); bench/baselines notes-seed prints how many of the user's notes each
+#    matches. On `portcullis serve` (SQLite, audit on).
 #    Target: p99 under 20 ms. Baseline, same server and connections: tools/call whoami.
 # 2. What the scope check and the audit write cost: tools/call notes_get (a scoped tool that
 #    reads one note) at BENCH_CONNECTIONS (64) connections on `portcullis serve` and on

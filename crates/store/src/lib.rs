@@ -21,7 +21,7 @@ mod notes;
 mod sql;
 
 pub use audit::{AuditEvent, AuditFilter};
-pub use notes::{Note, NoteHit, NotesAfter, search_terms};
+pub use notes::{Note, NoteHit, NotesAfter, SearchTerm, search_terms};
 pub use sql::*;
 
 /// What went wrong in the store. The message is for the log; callers map it to a generic

@@ -54,7 +54,18 @@ const MIGRATIONS: &[(i64, Migration)] = &[
             postgres: include_str!("../migrations/0007_search_live_only_postgres.sql"),
         },
     ),
+    (
+        8,
+        Migration::PerBackend {
+            sqlite: include_str!("../migrations/0008_search_marked_sqlite.sql"),
+            postgres: include_str!("../migrations/0008_search_marked_postgres.sql"),
+        },
+    ),
 ];
+
+/// The migration after which the SQLite full-text index is refilled from Rust (its words
+/// carry the owner's mark, which SQL cannot compute).
+const REINDEX_AT: i64 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
@@ -222,6 +233,13 @@ impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date.
     /// `sqlite://PATH` is supported; `sqlite::memory:` gives a private in-memory database.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_at_version(url, i64::MAX).await
+    }
+
+    /// Opens like [`Store::open`], but migrates the schema no further than `version`: for
+    /// tests that build a database as an older release left it, then upgrade it.
+    #[doc(hidden)]
+    pub async fn open_at_version(url: &str, version: i64) -> Result<Self> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
@@ -232,7 +250,7 @@ impl Store {
                 pool,
                 dialect: Dialect::Postgres,
             };
-            store.migrate().await?;
+            store.migrate(version).await?;
             return Ok(store);
         }
         let (url, max) = if url.starts_with("sqlite::memory:") {
@@ -268,8 +286,14 @@ impl Store {
             pool,
             dialect: Dialect::Sqlite,
         };
-        store.migrate().await?;
+        store.migrate(version).await?;
         Ok(store)
+    }
+
+    /// The connection pool, for tests that look under the store's methods.
+    #[doc(hidden)]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Closes the connections (tests drop their databases afterwards).
@@ -277,7 +301,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    async fn migrate(&self) -> Result<()> {
+    async fn migrate(&self, up_to: i64) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -288,11 +312,15 @@ impl Store {
             .await?
             .try_get("v")?;
         let done = done.unwrap_or(0);
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > done) {
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > done && *v <= up_to) {
             let mut tx = self.pool.begin().await?;
             sqlx::raw_sql(&self.dialect.ddl(sql))
                 .execute(&mut *tx)
                 .await?;
+            if *version == REINDEX_AT && self.dialect == Dialect::Sqlite {
+                let notes = Store::reindex_notes(&mut tx).await?;
+                tracing::info!(notes, "search index rebuilt");
+            }
             sqlx::query("INSERT INTO portcullis_schema (version, applied_at) VALUES ($1, 0)")
                 .bind(*version)
                 .execute(&mut *tx)

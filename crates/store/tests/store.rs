@@ -318,7 +318,8 @@ async fn notes_belong_to_their_owner_in_every_query() {
             s.note("alice", "n1", false).await.unwrap().unwrap().title,
             "Shopping list"
         );
-        // Search sees only the caller's notes; titles rank above bodies; the last word is a prefix.
+        // Search sees only the caller's notes; titles rank above bodies; whole words match,
+        // and a word with a trailing * is a prefix.
         let hits = s
             .search_notes("alice", &search_terms("coffee"), 10, 0)
             .await
@@ -327,12 +328,19 @@ async fn notes_belong_to_their_owner_in_every_query() {
         assert_eq!(ids, ["n2", "n1"], "{name}: {hits:?}");
         assert!(hits[1].snippet.contains("coffee"), "{name}: {hits:?}");
         assert_eq!(
-            s.search_notes("alice", &search_terms("ethiop"), 10, 0)
+            s.search_notes("alice", &search_terms("ethiop*"), 10, 0)
                 .await
                 .unwrap()
                 .len(),
             1,
             "{name}: prefix"
+        );
+        assert!(
+            s.search_notes("alice", &search_terms("ethiop"), 10, 0)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{name}: without the star, only the whole word"
         );
         assert_eq!(
             s.search_notes("bob", &search_terms("apples"), 10, 0)
@@ -486,43 +494,37 @@ async fn audit_events_are_written_in_batches_filtered_and_purged() {
     finish(all).await;
 }
 
-/// A SQLite database with notes written before migrations 6 and 7 (the owner indexed as
-/// written, trashed notes in the index) is rebuilt on upgrade: searches still find each
-/// user's live notes, never another user's or a trashed one, and trash and restore keep the
-/// index in step afterwards.
+/// A SQLite database with notes written by schema version 5 (the owner indexed as written,
+/// trashed notes in the index, an index with its own copy of the text) is rebuilt on
+/// upgrade to the marked-word index: searches still find each user's live notes, never
+/// another user's or a trashed one, and every later change keeps the index in step.
 #[tokio::test]
 async fn the_search_index_is_rebuilt_on_upgrade() {
-    use sqlx::Connection as _;
     let dir = std::env::temp_dir().join(format!("portcullis-upgrade-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("p.db").display());
-    let s = Store::open(&url).await.unwrap();
-    s.create_note("u_alice", "a1", "Apples", "green apples", 1)
-        .await
-        .unwrap();
-    s.create_note("u_alice", "a2", "More apples", "red apples", 2)
-        .await
-        .unwrap();
-    s.create_note("u_bob", "b1", "Apples", "bob's apples", 3)
-        .await
-        .unwrap();
-    assert!(s.trash_note("u_alice", "a2", 4).await.unwrap());
-    s.close().await;
-    // Back to the index as schema version 5 kept it.
-    let mut c = sqlx::SqliteConnection::connect(&format!("{url}?mode=rw"))
-        .await
-        .unwrap();
+    let s = Store::open_at_version(&url, 5).await.unwrap();
+    // Written as that release wrote them: its triggers filled its index.
     sqlx::raw_sql(
-        "DELETE FROM portcullis_schema WHERE version > 5;
-         DROP TRIGGER notes_trashed;
-         DROP TRIGGER notes_restored;
-         DELETE FROM notes_fts;
-         INSERT INTO notes_fts (rowid, owner, title, body) SELECT rowid, user_id, title, body FROM notes;",
+        "INSERT INTO notes (id, user_id, title, body, created_at, updated_at) VALUES
+             ('a1', 'u_alice', 'Apples', 'green apples', 1, 1),
+             ('a2', 'u_alice', 'More apples', 'red apples', 2, 2),
+             ('b1', 'u_bob', 'Apples', 'bob''s apples', 3, 3)",
     )
-    .execute(&mut c)
+    .execute(s.pool())
     .await
     .unwrap();
-    c.close().await.unwrap();
+    // Under version 5 the search index is still the old one (the owner column, as written).
+    let owners: Vec<String> = sqlx::query_scalar("SELECT owner FROM notes_fts ORDER BY rowid")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(owners, ["u_alice", "u_alice", "u_bob"]);
+    sqlx::query("UPDATE notes SET deleted_at = 4 WHERE id = 'a2'")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    s.close().await;
 
     let s = Store::open(&url).await.unwrap();
     let ids = |hits: Vec<NoteHit>| hits.into_iter().map(|h| h.id).collect::<Vec<_>>();
@@ -546,6 +548,37 @@ async fn the_search_index_is_rebuilt_on_upgrade() {
         ids(s.search_notes("u_alice", &apples, 10, 0).await.unwrap()),
         ["a2"]
     );
+    s.update_note("u_alice", "a2", None, Some("pears now"), 7)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.search_notes("u_alice", &search_terms("red"), 10, 0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the old words of a changed note are gone"
+    );
+    assert_eq!(
+        ids(s
+            .search_notes("u_alice", &search_terms("pears"), 10, 0)
+            .await
+            .unwrap()),
+        ["a2"]
+    );
+    // Notes keep their place in the index across VACUUM (the rowid is now declared).
+    sqlx::query("VACUUM").execute(s.pool()).await.unwrap();
+    assert_eq!(
+        ids(s.search_notes("u_bob", &apples, 10, 0).await.unwrap()),
+        ["b1"]
+    );
+    // Purged notes leave the index with them: the index holds exactly the live notes.
+    assert_eq!(s.purge_trash(100).await.unwrap(), 1);
+    let indexed: i64 = sqlx::query_scalar("SELECT count(*) FROM notes_words")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(indexed, 2, "a2 and b1");
     s.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

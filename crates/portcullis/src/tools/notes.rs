@@ -178,8 +178,9 @@ fn not_found(id: &str) -> String {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SearchArgs {
-    /// Words to look for in titles and bodies; all must appear (the last may be the start of a
-    /// word). Plain words only: quotes and operators are ignored.
+    /// Words to look for in titles and bodies; all must appear as whole words, or as the start
+    /// of a word when written with a trailing `*` (`plan*`). Plain words only: quotes and
+    /// operators are ignored.
     pub query: String,
     /// How many results to return (1 to 50, default 10).
     #[serde(default)]
@@ -283,7 +284,7 @@ impl PortcullisTools {
     #[tool(
         name = "notes_search",
         title = "Search notes",
-        description = "Full-text search in your notes. Every word of `query` must appear in the title or body (the last word may be the start of a word); titles count more. Returns ids, titles and snippets, best first; use notes_get for a whole note. Pass `next_cursor` back as `cursor` for more.",
+        description = "Full-text search in your notes. Every word of `query` must appear in the title or body as a whole word; end a word with * to match every word that starts with it (plan* finds plans and planning). Titles count more. Returns ids, titles and snippets, best first; use notes_get for a whole note. Pass `next_cursor` back as `cursor` for more.",
         annotations(
             title = "Search notes",
             read_only_hint = true,
