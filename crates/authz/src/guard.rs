@@ -7,12 +7,13 @@
 //! revocations made by other instances, so a revoked grant stops working within seconds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use portcullis_oauth::ScopeSet;
 use portcullis_oauth::jwt::{self, Expectation, TokenError, VerifyingKey};
-use portcullis_store::Store;
+use portcullis_store::{KeyRow, Store};
 
 use crate::Principal;
 
@@ -35,6 +36,19 @@ impl KeySet {
         if let Ok(mut k) = self.keys.write() {
             *k = keys;
         }
+    }
+
+    /// The public halves of the stored keys that may have signed a token still valid at
+    /// `now`: the active ones and those retired less than a token lifetime ago.
+    pub fn usable(rows: &[KeyRow], now: i64, access_ttl: i64) -> Vec<VerifyingKey> {
+        let horizon = now - access_ttl - LEEWAY_SECS;
+        rows.iter()
+            .filter(|r| r.retired_at.is_none_or(|at| at >= horizon))
+            .map(|r| VerifyingKey {
+                kid: r.kid.clone(),
+                public: r.public_key.clone(),
+            })
+            .collect()
     }
 
     pub fn all(&self) -> Vec<VerifyingKey> {
@@ -128,6 +142,10 @@ pub struct Guard {
     pub revoked: Arc<RevocationList>,
     /// Verified tokens keyed by their signature part, bounded by [`CACHE_MAX`].
     cache: RwLock<HashMap<Box<str>, Cached>>,
+    /// Where signing keys are reread from when a token names an unknown one.
+    key_source: OnceLock<Store>,
+    /// When that last happened (Unix seconds).
+    last_key_reload: AtomicI64,
 }
 
 impl Guard {
@@ -137,6 +155,8 @@ impl Guard {
             keys,
             revoked,
             cache: RwLock::new(HashMap::new()),
+            key_source: OnceLock::new(),
+            last_key_reload: AtomicI64::new(0),
         }
     }
 
@@ -177,14 +197,62 @@ impl Guard {
     }
 
     /// Checks one request: the `Authorization` header value (if any), whether the query
-    /// string carried a token, and the time.
-    pub fn authenticate(
+    /// string carried a token, and the time. A token signed by a key this instance has not
+    /// loaded (another instance has just rotated) makes it read the keys from the store once
+    /// before answering; such reloads happen at most once a second.
+    pub async fn authenticate(
         &self,
         authorization: Option<&[u8]>,
         token_in_query: bool,
         now: i64,
     ) -> Result<Arc<Principal>, Challenge> {
-        let required = &self.config.required_scopes;
+        let token = self.bearer(authorization, token_in_query)?;
+        let mut verified = self.verify(token, now);
+        if matches!(verified, Err(GuardError::Token(TokenError::UnknownKey)))
+            && self.reload_keys(now).await
+        {
+            verified = self.verify(token, now);
+        }
+        self.admit(verified)
+    }
+
+    /// Lets the guard read signing keys it has not seen from `store` (see [`Self::authenticate`]).
+    pub fn reload_keys_from(&self, store: Store) {
+        let _ = self.key_source.set(store);
+    }
+
+    async fn reload_keys(&self, now: i64) -> bool {
+        let Some(store) = self.key_source.get() else {
+            return false;
+        };
+        let last = self.last_key_reload.load(Ordering::Relaxed);
+        if last >= now
+            || self
+                .last_key_reload
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        match store.signing_keys().await {
+            Ok(rows) => {
+                self.keys
+                    .replace(KeySet::usable(&rows, now, self.config.access_ttl));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reload signing keys");
+                false
+            }
+        }
+    }
+
+    /// The bearer token of a request, or the challenge for its absence or misplacement.
+    fn bearer<'a>(
+        &self,
+        authorization: Option<&'a [u8]>,
+        token_in_query: bool,
+    ) -> Result<&'a str, Challenge> {
         let ask = &self.config.challenge_scopes;
         if token_in_query {
             return Err(self.challenge(
@@ -205,18 +273,27 @@ impl Guard {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim())
             .filter(|t| !t.is_empty());
-        let Some(token) = token else {
-            return Err(self.challenge(
+        token.ok_or_else(|| {
+            self.challenge(
                 401,
                 Some((
                     "invalid_request",
                     "use the Bearer scheme: Authorization: Bearer <access token>",
                 )),
                 ask,
-            ));
-        };
-        let principal = self
-            .verify(token, now)
+            )
+        })
+    }
+
+    /// The answer for a verified (or refused) token: the principal if it holds the scopes
+    /// every request needs, else the challenge.
+    fn admit(
+        &self,
+        verified: Result<Arc<Principal>, GuardError>,
+    ) -> Result<Arc<Principal>, Challenge> {
+        let required = &self.config.required_scopes;
+        let ask = &self.config.challenge_scopes;
+        let principal = verified
             .map_err(|e| self.challenge(401, Some(("invalid_token", &e.to_string())), ask))?;
         if !principal.scopes.satisfies(required) {
             let missing = principal.scopes.missing(required);

@@ -87,7 +87,7 @@ pub enum AuthMode {
 
 impl AuthMode {
     /// The principal for a request under this mode, or the challenge to answer with.
-    pub fn authenticate(
+    pub async fn authenticate(
         &self,
         authorization: Option<&[u8]>,
         token_in_query: bool,
@@ -95,7 +95,7 @@ impl AuthMode {
     ) -> Result<Arc<Principal>, guard::Challenge> {
         match self {
             AuthMode::None => Ok(Principal::shared_anonymous()),
-            AuthMode::Bearer(g) => g.authenticate(authorization, token_in_query, now),
+            AuthMode::Bearer(g) => g.authenticate(authorization, token_in_query, now).await,
         }
     }
 
@@ -126,10 +126,11 @@ impl AuthMode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn anonymous_principal_describes_itself_as_unauthenticated() {
+    #[tokio::test]
+    async fn anonymous_principal_describes_itself_as_unauthenticated() {
         let view = AuthMode::None
             .authenticate(None, false, 0)
+            .await
             .unwrap()
             .describe();
         let json = serde_json::to_value(&view).unwrap();

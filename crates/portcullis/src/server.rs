@@ -198,9 +198,13 @@ where
             );
             router = router.layer(axum::Extension(audit));
         }
-        // Tools that keep data (the notes) find the database in the request extensions.
+        // Tools that keep data (the notes) find the database in the request extensions, and
+        // confirmations the key their requestState is sealed with.
         router = router
             .layer(axum::Extension(server.store().clone()))
+            .layer(axum::Extension(crate::tools::confirm::RequestStateKey(
+                server.request_state_key(),
+            )))
             .merge(server.router());
     }
     let router = router.layer(CorsLayer::new(host.policy.clone()));

@@ -1116,3 +1116,73 @@ async fn audit_false_records_nothing() {
     let events = e.server.store().audit_events(&filter).await.unwrap();
     assert!(events.is_empty(), "{events:?}");
 }
+
+/// The `kid` in an access token's header.
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let json: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    json["kid"].as_str().unwrap().to_owned()
+}
+
+/// Two instances on one database, as behind a load balancer without stickiness: a token
+/// from one works on the other; a confirmation asked by one is answered on the other, once
+/// on either; a signing key rotated on one is accepted by the other at once and signs there
+/// after its next sync.
+#[tokio::test]
+async fn instances_on_one_database_share_confirmations_and_keys() {
+    let (e, alice, _bob) = two_users().await;
+    let other = e.twin().await;
+    let n1 = new_note(&e, &alice, "shared").await;
+    ok(&call(&other, &alice, "notes_get", json!({"id": n1})).await);
+
+    let args = json!({"id": n1});
+    let asked = ask(&e, &alice, "notes_delete", &args).await;
+    assert_eq!(asked["result"]["resultType"], "input_required", "{asked}");
+    let yes = json!({"action": "accept", "content": {"confirm": true}});
+    let done = answer(&other, &alice, "notes_delete", &args, &asked, yes.clone()).await;
+    assert!(
+        done["result"]["structuredContent"]["restorable_until"].is_string(),
+        "sealed on one instance, opened on the other: {done}"
+    );
+    ok(&call(&e, &alice, "notes_restore", json!({"id": n1})).await);
+    for (which, env) in [("first", &e), ("other", &other)] {
+        let replay = answer(env, &alice, "notes_delete", &args, &asked, yes.clone()).await;
+        assert_eq!(
+            replay["error"]["code"], -32602,
+            "{which}: spent on the other instance: {replay}"
+        );
+    }
+    ok(&call(&e, &alice, "notes_get", json!({"id": n1})).await);
+
+    let old_kid = kid_of(&alice);
+    e.server.rotate_signing_key().await.unwrap();
+    let fresh = writer(&e, Browser::default()).await;
+    let new_kid = kid_of(&fresh);
+    assert_ne!(new_kid, old_kid);
+    let knows = |env: &Env, kid: &str| env.server.guard().keys.all().iter().any(|k| k.kid == kid);
+    assert!(
+        !knows(&other, &new_kid),
+        "the other instance has not seen the new key yet"
+    );
+    ok(&call(&other, &fresh, "notes_get", json!({"id": n1})).await);
+    assert!(
+        knows(&other, &new_kid),
+        "an unknown kid made it reload its keys"
+    );
+    ok(&call(&other, &alice, "notes_get", json!({"id": n1})).await);
+    assert_eq!(
+        kid_of(&writer(&other, Browser::default()).await),
+        old_kid,
+        "it signs with its own key until it syncs"
+    );
+    other.server.sync_keys().await.unwrap();
+    let from_other = writer(&other, Browser::default()).await;
+    assert_eq!(kid_of(&from_other), new_kid, "after a sync, the newest key");
+    ok(&call(&e, &from_other, "notes_get", json!({"id": n1})).await);
+}

@@ -61,6 +61,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
             postgres: include_str!("../migrations/0008_search_marked_postgres.sql"),
         },
     ),
+    (
+        9,
+        Migration::Shared(include_str!("../migrations/0009_spent_states.sql")),
+    ),
 ];
 
 /// The migration after which the SQLite full-text index is refilled from Rust (its words
@@ -829,6 +833,19 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Marks a single-use `nonce` (valid until `expires_at`) as spent: true the first time,
+    /// false on every later call, whichever instance makes it.
+    pub async fn spend_nonce(&self, nonce: &str, expires_at: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO spent_nonces (nonce, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(nonce)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Stores `value` under `name` unless one exists, and returns the stored one: two
     /// instances starting together agree on one secret.
     pub async fn secret_or_insert(&self, name: &str, value: &[u8], now: i64) -> Result<Vec<u8>> {
@@ -856,6 +873,7 @@ impl Store {
             "DELETE FROM auth_codes WHERE expires_at <= $1 - 3600",
             "DELETE FROM refresh_tokens WHERE idle_expires_at <= $1",
             "DELETE FROM grants WHERE expires_at <= $1",
+            "DELETE FROM spent_nonces WHERE expires_at <= $1",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

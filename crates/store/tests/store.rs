@@ -189,6 +189,37 @@ async fn refresh_rotates_once_under_a_race() {
     finish(all).await;
 }
 
+/// A confirmation's nonce is spent once, however many instances race to spend it, and is
+/// forgotten only after it would have expired.
+#[tokio::test]
+async fn a_nonce_is_spent_once_under_a_race() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            set.spawn(async move { s.spend_nonce("n1", 500).await.unwrap() });
+        }
+        let mut first = 0;
+        while let Some(r) = set.join_next().await {
+            first += usize::from(r.unwrap());
+        }
+        assert_eq!(first, 1, "{name}: exactly one of eight spends wins");
+        assert!(s.spend_nonce("n2", 400).await.unwrap(), "{name}");
+        s.purge_expired(450).await.unwrap();
+        assert!(
+            s.spend_nonce("n2", 400).await.unwrap(),
+            "{name}: forgotten once expired"
+        );
+        assert!(
+            !s.spend_nonce("n1", 500).await.unwrap(),
+            "{name}: kept until it expires"
+        );
+    }
+    finish(all).await;
+}
+
 #[tokio::test]
 async fn users_clients_consents_sessions_and_secrets() {
     let all = backends().await;

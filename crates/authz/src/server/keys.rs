@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use portcullis_oauth::jwt::{AccessClaims, SigningKey, VerifyingKey};
+use portcullis_oauth::jwt::{AccessClaims, SigningKey};
 use portcullis_store::{KeyRow, Store};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -45,16 +45,7 @@ impl KeyRing {
         config: &AsConfig,
         now: i64,
     ) -> Result<Self, StartError> {
-        let mut secret = [0u8; 32];
-        rng.fill(&mut secret)
-            .map_err(|_| keys_err("random source failed"))?;
-        let sealed = master
-            .seal(HMAC_LABEL, &secret, rng)
-            .ok_or_else(|| keys_err("sealing failed"))?;
-        let stored = store.secret_or_insert("hmac", &sealed, now).await?;
-        let secret = master.open(HMAC_LABEL, &stored).ok_or_else(|| {
-            keys_err("the server secrets in the database cannot be decrypted with this master key: start with the master key this database was created with")
-        })?;
+        let secret = shared_secret(&master, store, rng, "hmac", HMAC_LABEL, now).await?;
         let hmac = hmac::Key::new(hmac::HMAC_SHA256, &secret);
 
         let rows = store.signing_keys().await?;
@@ -121,18 +112,53 @@ impl KeyRing {
     async fn publish(&self, store: &Store, config: &AsConfig, now: i64) -> Result<(), StartError> {
         let horizon = now - config.access_ttl - LEEWAY_SECS;
         store.drop_retired_keys(horizon).await?;
-        let keys: Vec<VerifyingKey> = store
-            .signing_keys()
-            .await?
-            .into_iter()
-            .filter(|r| r.retired_at.is_none_or(|at| at >= horizon))
-            .map(|r| VerifyingKey {
-                kid: r.kid,
-                public: r.public_key,
-            })
-            .collect();
-        self.public.replace(keys);
+        self.sync(store, config, now).await
+    }
+
+    /// Catches up with the keys in the store, which other instances may have rotated:
+    /// publishes every key whose tokens may still be valid, and signs from now on with the
+    /// newest active key if it is not this instance's. Two instances that rotate at the
+    /// same moment both retire what was active; the newer of their keys wins everywhere
+    /// at the next sync, and both stay published until their tokens expire.
+    pub(super) async fn sync(
+        &self,
+        store: &Store,
+        config: &AsConfig,
+        now: i64,
+    ) -> Result<(), StartError> {
+        let rows = store.signing_keys().await?;
+        self.public
+            .replace(KeySet::usable(&rows, now, config.access_ttl));
+        let newest = rows.iter().rev().find(|r| r.retired_at.is_none());
+        let current = self.active.read().ok().map(|k| k.kid().to_owned());
+        if let Some(row) = newest
+            && current.as_deref() != Some(row.kid.as_str())
+        {
+            let key = open_key(&self.master, row)?;
+            tracing::info!(
+                kid = key.kid(),
+                "signing with the key another instance made"
+            );
+            if let Ok(mut a) = self.active.write() {
+                *a = Arc::new(key);
+            }
+            self.active_since
+                .store(row.created_at, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// A 32-byte secret shared by every instance on this database (made by whichever
+    /// starts first), sealed at rest under the master key.
+    pub(super) async fn shared_secret(
+        &self,
+        store: &Store,
+        rng: &SystemRandom,
+        name: &str,
+        label: &str,
+        now: i64,
+    ) -> Result<[u8; 32], StartError> {
+        shared_secret(&self.master, store, rng, name, label, now).await
     }
 
     pub(super) fn sign(&self, claims: &AccessClaims) -> Option<String> {
@@ -145,6 +171,29 @@ impl KeyRing {
         let tag = hmac::sign(&self.hmac, format!("refresh-rotation\0{old}").as_bytes());
         B64.encode(tag.as_ref())
     }
+}
+
+async fn shared_secret(
+    master: &MasterKey,
+    store: &Store,
+    rng: &SystemRandom,
+    name: &str,
+    label: &str,
+    now: i64,
+) -> Result<[u8; 32], StartError> {
+    let mut secret = [0u8; 32];
+    rng.fill(&mut secret)
+        .map_err(|_| keys_err("random source failed"))?;
+    let sealed = master
+        .seal(label, &secret, rng)
+        .ok_or_else(|| keys_err("sealing failed"))?;
+    let stored = store.secret_or_insert(name, &sealed, now).await?;
+    master
+        .open(label, &stored)
+        .and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok())
+        .ok_or_else(|| {
+            keys_err("the server secrets in the database cannot be decrypted with this master key: start with the master key this database was created with")
+        })
 }
 
 fn open_key(master: &MasterKey, row: &KeyRow) -> Result<SigningKey, StartError> {

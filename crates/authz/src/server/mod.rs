@@ -203,6 +203,8 @@ pub struct AuthServer {
     throttle: throttle::Throttle,
     /// Hash of the one-time setup token, while no account exists.
     setup_token: Mutex<Option<String>>,
+    /// Seals MRTR `requestState` values; the same on every instance of one database.
+    request_state_key: Arc<MasterKey>,
 }
 
 /// What starting the authorization server prints for the operator.
@@ -246,6 +248,18 @@ impl AuthServer {
         let key_set = Arc::new(KeySet::default());
         let keys =
             keys::KeyRing::load(master, &store, &rng, key_set.clone(), &config, now()).await?;
+        let request_state = keys
+            .shared_secret(
+                &store,
+                &rng,
+                "request-state",
+                "portcullis request state v1",
+                now(),
+            )
+            .await?;
+        let request_state_key = MasterKey::from_bytes(&request_state)
+            .map(Arc::new)
+            .ok_or_else(|| StartError::Keys("the request-state key is unusable".into()))?;
         let guard = Arc::new(Guard::new(
             GuardConfig {
                 resource: config.resource.clone(),
@@ -270,6 +284,7 @@ impl AuthServer {
             key_set,
             Arc::new(RevocationList::default()),
         ));
+        guard.reload_keys_from(store.clone());
         let cimd = cimd::CimdFetcher::new(config.cimd.clone()).map_err(StartError::Keys)?;
         let server = Arc::new(Self {
             config,
@@ -280,6 +295,7 @@ impl AuthServer {
             cimd,
             throttle: throttle::Throttle::default(),
             setup_token: Mutex::new(None),
+            request_state_key,
         });
         let boot = server.bootstrap_admin().await?;
         Ok((server, boot))
@@ -292,6 +308,13 @@ impl AuthServer {
             .await
     }
 
+    /// Catches up with signing keys rotated by another instance on the same database: they
+    /// are published, and the newest active one signs from now on. The upkeep does this
+    /// every [`crate::guard::REVOCATION_POLL`].
+    pub async fn sync_keys(&self) -> Result<(), StartError> {
+        self.keys.sync(&self.store, &self.config, now()).await
+    }
+
     pub fn guard(&self) -> Arc<Guard> {
         self.guard.clone()
     }
@@ -300,10 +323,28 @@ impl AuthServer {
         &self.store
     }
 
+    /// The key that seals MRTR `requestState` values: shared through the database (sealed
+    /// under the master key), so a state made by one instance opens on any other.
+    pub fn request_state_key(&self) -> Arc<MasterKey> {
+        self.request_state_key.clone()
+    }
+
     /// Background upkeep: the revocation poll, and hourly expiry of unused registrations
     /// and of spent codes, sessions and refresh tokens.
     pub fn spawn_upkeep(self: &Arc<Self>) {
         tokio::spawn(self.guard.clone().poll_revocations(self.store.clone(), now));
+        // Keys rotated by another instance are published and signed with here within a
+        // poll; a token signed by one this instance has not seen yet triggers a reload.
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::guard::REVOCATION_POLL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = me.sync_keys().await {
+                    tracing::warn!(error = %e, "could not read signing keys; retrying");
+                }
+            }
+        });
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));

@@ -382,6 +382,7 @@ where
     let principal = match gate
         .auth
         .authenticate(authorization, token_in_query, unix_now())
+        .await
     {
         Ok(principal) => principal,
         Err(challenge) => return challenge_response(challenge),

@@ -1,9 +1,12 @@
 //! Asking the person before a destructive tool acts.
 //!
 //! - 2026-07-28: the first call answers `input_required` with a form elicitation and a
-//!   `requestState` sealed with ChaCha20-Poly1305 under a per-process key. The state binds
-//!   the user, the tool, a digest of the arguments and a five-minute expiry, and it is
-//!   accepted once. The retry carries the person's answer in `inputResponses`.
+//!   `requestState` sealed with ChaCha20-Poly1305. The state binds the user, the tool, a
+//!   digest of the arguments and a five-minute expiry, and it is accepted once. The retry
+//!   carries the person's answer in `inputResponses`. With the authorization server, the
+//!   sealing key and the record of spent states live in the database, so the retry may
+//!   reach any instance ([`RequestStateKey`], `Store::spend_nonce`); without it (`--auth
+//!   none`), both are per process.
 //! - 2025 sessions: `elicitation/create` goes to the client on the call's own stream, and
 //!   the call waits for the answer.
 //!
@@ -24,6 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use portcullis_authz::server::MasterKey;
+use portcullis_store::Store;
 use ring::rand::{SecureRandom, SystemRandom};
 use rmcp::model::{
     ElicitRequest, ElicitRequestParams, ElicitationAction, InputRequest, InputRequests,
@@ -99,9 +103,15 @@ struct State {
     n: String,
 }
 
-/// The per-process sealing key: the same AEAD (ChaCha20-Poly1305, nonce || ciphertext)
-/// that seals server secrets at rest, under a random key.
-fn key() -> Option<&'static MasterKey> {
+/// The key that seals `requestState`, shared by every instance on one database: the host
+/// puts it in the request extensions when the authorization server runs.
+#[derive(Debug, Clone)]
+pub struct RequestStateKey(pub Arc<MasterKey>);
+
+/// The per-process sealing key, for servers without the authorization server: the same
+/// AEAD (ChaCha20-Poly1305, nonce || ciphertext) that seals server secrets at rest, under a
+/// random key.
+fn process_key() -> Option<&'static MasterKey> {
     static KEY: OnceLock<Option<MasterKey>> = OnceLock::new();
     KEY.get_or_init(|| {
         let mut bytes = [0u8; 32];
@@ -120,16 +130,35 @@ use crate::time::unix_now as now;
 
 const LABEL: &str = "portcullis confirm v1";
 
-fn seal(state: &State) -> Option<String> {
+fn seal(key: &MasterKey, state: &State) -> Option<String> {
     let plain = serde_json::to_vec(state).ok()?;
-    key()?
-        .seal(LABEL, &plain, &SystemRandom::new())
+    key.seal(LABEL, &plain, &SystemRandom::new())
         .map(|sealed| B64.encode(sealed))
 }
 
-fn open(sealed: &str) -> Option<State> {
-    let plain = key()?.open(LABEL, &B64.decode(sealed).ok()?)?;
+fn open(key: &MasterKey, sealed: &str) -> Option<State> {
+    let plain = key.open(LABEL, &B64.decode(sealed).ok()?)?;
     serde_json::from_slice(&plain).ok()
+}
+
+/// Spends the state's nonce: in the database when there is one (every instance sees it),
+/// else in this process. False when it was spent before; a database that cannot be asked
+/// refuses the state too (the person is asked again rather than the action run twice).
+async fn spend(store: Option<&Store>, st: &State, now: i64) -> bool {
+    if let Some(store) = store {
+        return match store.spend_nonce(&st.n, st.e).await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(error = %e, "could not record a spent requestState");
+                false
+            }
+        };
+    }
+    let Ok(mut used) = used().lock() else {
+        return false;
+    };
+    used.retain(|_, exp| *exp > now);
+    used.insert(st.n.clone(), st.e).is_none()
 }
 
 fn bad_state() -> ErrorData {
@@ -182,6 +211,14 @@ pub async fn confirm(
     };
     let stateless = super::is_modern(ctx);
     let digest = portcullis_oauth::secret::hash(&arguments.to_string());
+    let parts = ctx.extensions.get::<http::request::Parts>();
+    let shared = parts.and_then(|p| p.extensions.get::<RequestStateKey>());
+    let store = parts.and_then(|p| p.extensions.get::<Store>());
+    let key = match shared {
+        Some(k) => Some(&*k.0),
+        None => process_key(),
+    }
+    .ok_or_else(|| ErrorData::internal_error("no key to seal the request state", None))?;
 
     let answer: serde_json::Value = if stateless {
         let Some(sealed) = state else {
@@ -196,7 +233,7 @@ pub async fn confirm(
                 e: now() + TTL_SECS,
                 n: B64.encode(n),
             };
-            let sealed = seal(&st).ok_or_else(|| {
+            let sealed = seal(key, &st).ok_or_else(|| {
                 ErrorData::internal_error("could not seal the request state", None)
             })?;
             let mut requests = InputRequests::new();
@@ -209,17 +246,13 @@ pub async fn confirm(
                 Some(sealed),
             )));
         };
-        let st = open(&sealed).ok_or_else(bad_state)?;
+        let st = open(key, &sealed).ok_or_else(bad_state)?;
         let now = now();
         if st.u != user || st.t != tool || st.d != digest || st.e <= now {
             return Err(bad_state());
         }
-        {
-            let mut used = used().lock().map_err(|_| bad_state())?;
-            used.retain(|_, exp| *exp > now);
-            if used.insert(st.n.clone(), st.e).is_some() {
-                return Err(bad_state());
-            }
+        if !spend(store, &st, now).await {
+            return Err(bad_state());
         }
         match responses.as_ref().and_then(|r| r.get(KEY)) {
             Some(a) => a.clone(),
@@ -273,12 +306,15 @@ mod tests {
             e: 5,
             n: "n".into(),
         };
-        let s = seal(&st).unwrap();
-        assert_eq!(open(&s).unwrap().u, "u");
+        let key = process_key().unwrap();
+        let s = seal(key, &st).unwrap();
+        assert_eq!(open(key, &s).unwrap().u, "u");
         let mut raw = B64.decode(&s).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
-        assert!(open(&B64.encode(raw)).is_none());
-        assert!(open("short").is_none());
+        assert!(open(key, &B64.encode(raw)).is_none());
+        assert!(open(key, "short").is_none());
+        let other = MasterKey::from_bytes(&[7; 32]).unwrap();
+        assert!(open(&other, &s).is_none(), "another key opens nothing");
     }
 }

@@ -29,6 +29,8 @@ pub struct Env {
     pub server: Arc<AuthServer>,
     pub boot: Bootstrap,
     pub dir: std::path::PathBuf,
+    /// A twin shares its original's directory, which only the original removes.
+    pub twin: bool,
 }
 
 pub async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
@@ -58,15 +60,7 @@ pub async fn env_configured(
         .await
         .unwrap();
     let (server, boot) = AuthServer::start(config, store).await.unwrap();
-    let mut host = HostConfig {
-        policy: OriginPolicy {
-            origins: vec![OriginRule::parse("http://localhost:6274").unwrap()],
-            hosts: vec![],
-        },
-        tool_scopes: Arc::new(portcullis::tools::notes::tool_scopes()),
-        method_scopes: Arc::new(portcullis::tools::notes::method_scopes()),
-        ..HostConfig::default()
-    };
+    let mut host = notes_host();
     tweak_host(&mut host);
     let (router, _) = app_router(host, Some(&server), PortcullisTools::with_notes);
     Env {
@@ -74,12 +68,51 @@ pub async fn env_configured(
         server,
         boot,
         dir,
+        twin: false,
+    }
+}
+
+fn notes_host() -> HostConfig {
+    HostConfig {
+        policy: OriginPolicy {
+            origins: vec![OriginRule::parse("http://localhost:6274").unwrap()],
+            hosts: vec![],
+        },
+        tool_scopes: Arc::new(portcullis::tools::notes::tool_scopes()),
+        method_scopes: Arc::new(portcullis::tools::notes::method_scopes()),
+        ..HostConfig::default()
+    }
+}
+
+impl Env {
+    /// A second instance on the same database and master key, with its own memory: what a
+    /// load balancer's other backend is.
+    pub async fn twin(&self) -> Env {
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            self.dir.join("portcullis.db").display()
+        ))
+        .await
+        .unwrap();
+        let (server, boot) = AuthServer::start(self.server.config.clone(), store)
+            .await
+            .unwrap();
+        let (router, _) = app_router(notes_host(), Some(&server), PortcullisTools::with_notes);
+        Env {
+            router,
+            server,
+            boot,
+            dir: self.dir.clone(),
+            twin: true,
+        }
     }
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.twin {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
