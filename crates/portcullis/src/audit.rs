@@ -60,6 +60,28 @@ pub struct AuditLog {
 
 use crate::time::unix_now_ms as now_ms;
 
+/// Writes one batch. While the database is unreachable the batch is kept and retried
+/// (backing off to 5 s); new events wait in the queue meanwhile, and only what overflows it
+/// is dropped and counted. The insert ignores events already stored, so a retry after a
+/// commit whose answer was lost writes nothing twice.
+async fn write_batch(store: &Store, batch: &[AuditEvent]) {
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match store.insert_audit(batch).await {
+            Ok(()) => return,
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, events = batch.len(), "database unavailable: audit events kept, retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "could not write audit events");
+                return;
+            }
+        }
+    }
+}
+
 impl AuditLog {
     /// Starts the writer. Events older than `retention` are deleted hourly.
     pub fn spawn(store: Store, keep_arguments: bool, retention: Duration) -> Arc<Self> {
@@ -81,9 +103,7 @@ impl AuditLog {
                                 batch.push(event);
                             }
                         }
-                        if let Err(e) = store.insert_audit(&batch).await {
-                            tracing::error!(error = %e, events = batch.len(), "could not write audit events");
-                        }
+                        write_batch(&store, &batch).await;
                         batch.clear();
                     }
                     _ = purge.tick() => {

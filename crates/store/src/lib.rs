@@ -22,6 +22,8 @@ mod sql;
 
 pub use audit::{AuditEvent, AuditFilter};
 pub use notes::{Note, NoteHit, NotesAfter, SearchTerm, search_terms};
+#[doc(hidden)]
+pub mod testing;
 pub use sql::*;
 
 /// What went wrong in the store. The message is for the log; callers map it to a generic
@@ -34,6 +36,29 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, out of connections)
+    /// rather than refusing the query: worth a 503 and a retry, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: class 08 (connection exception), and 57P01-57P03 (the server is
+            // shutting down, crashed, or not yet accepting connections).
+            sqlx::Error::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -246,8 +246,12 @@ impl Store {
     pub async fn open_at_version(url: &str, version: i64) -> Result<Self> {
         sqlx::any::install_default_drivers();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // A request waits at most 3 s for a connection: when the database is down it
+            // gets a 503 quickly rather than hanging; the pool reconnects by itself (each
+            // connection is checked before use) once the database is back.
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
+                .acquire_timeout(std::time::Duration::from_secs(3))
                 .connect(url)
                 .await?;
             let store = Self {

@@ -27,43 +27,19 @@ async fn backends() -> Vec<(String, Store)> {
     all
 }
 
-fn postgres_admin() -> Option<String> {
-    let url = std::env::var("PORTCULLIS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    (url != "off").then_some(url)
-}
-
 /// Creates an empty database for one test and returns its URL.
 async fn fresh_postgres() -> Option<String> {
-    use sqlx::Connection as _;
-    let admin = postgres_admin()?;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL at {admin} is not reachable ({e}); start it, or set PORTCULLIS_TEST_POSTGRES=off to skip it")
-    });
-    let name = format!("portcullis_store_{}_{}", std::process::id(), rand_suffix());
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
+    portcullis_store::testing::fresh_postgres("portcullis_store")
         .await
-        .unwrap();
-    conn.close().await.unwrap();
-    Some(format!("{}/{name}", admin.rsplit_once('/').unwrap().0))
+        .unwrap()
 }
 
 /// Closes every store and drops the PostgreSQL test database.
 async fn finish(backends: Vec<(String, Store)>) {
-    use sqlx::Connection as _;
     for (url, store) in backends {
         store.close().await;
         if url.starts_with("postgres") {
-            let name = url.rsplit_once('/').unwrap().1;
-            let mut conn = sqlx::AnyConnection::connect(&postgres_admin().unwrap())
-                .await
-                .unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            portcullis_store::testing::drop_postgres(&url).await;
         }
     }
 }

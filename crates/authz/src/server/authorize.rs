@@ -141,7 +141,24 @@ fn with_cookie(mut resp: Response, session: &Session) -> Response {
     resp
 }
 
-fn server_error_page(e: impl std::fmt::Display) -> Response {
+fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Response {
+    let unavailable_oauth = (&e as &dyn std::any::Any)
+        .downcast_ref::<portcullis_oauth::OAuthError>()
+        .is_some_and(|o| o.code == portcullis_oauth::ErrorCode::TemporarilyUnavailable);
+    if unavailable_oauth || super::unavailable(&e) {
+        tracing::warn!(error = %e, "authorization page: database unavailable");
+        let mut resp = pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "The server cannot reach its database just now, so nothing was changed.",
+            "Wait a few seconds and reload this page.",
+        );
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(super::RETRY_AFTER_SECS),
+        );
+        return resp;
+    }
     tracing::error!(error = %e, "authorization page failed");
     pages::error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -247,6 +264,9 @@ pub(super) async fn authorize(
                 &format!("The application's metadata document was refused: {e}."),
                 "Tell the application's developer.",
             );
+        }
+        Lookup::Failed(e) if e.code == portcullis_oauth::ErrorCode::TemporarilyUnavailable => {
+            return server_error_page(e);
         }
         Lookup::Failed(_) => return server_error_page("client lookup failed"),
     };

@@ -24,7 +24,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use portcullis_oauth::{OAuthError, ScopeSet};
+use portcullis_oauth::{ErrorCode, OAuthError, ScopeSet};
 use portcullis_store::Store;
 use ring::rand::SystemRandom;
 
@@ -513,6 +513,12 @@ fn reply(result: Result<serde_json::Value, OAuthError>) -> Response {
 fn oauth_error(e: &OAuthError) -> Response {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut resp = json_response(status, &e.to_json(), "no-store");
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     if status == StatusCode::UNAUTHORIZED {
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -522,8 +528,26 @@ fn oauth_error(e: &OAuthError) -> Response {
     resp
 }
 
-/// Logs a store failure and gives the client the generic server error.
-fn internal(e: impl std::fmt::Display) -> OAuthError {
+/// Logs a failure and gives the client the generic server error, or, when the database is
+/// unreachable, `temporarily_unavailable` (503, with `Retry-After`) so it tries again.
+fn internal<E: std::fmt::Display + 'static>(e: E) -> OAuthError {
+    if unavailable(&e) {
+        tracing::warn!(error = %e, "database unavailable");
+        return OAuthError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the authorization server cannot reach its database just now; nothing was changed: retry in a few seconds",
+        );
+    }
     tracing::error!(error = %e, "authorization server failure");
     OAuthError::server_error()
 }
+
+/// Whether `e` is a store error saying the database is unreachable.
+fn unavailable<E: 'static>(e: &E) -> bool {
+    (e as &dyn std::any::Any)
+        .downcast_ref::<portcullis_store::StoreError>()
+        .is_some_and(portcullis_store::StoreError::is_unavailable)
+}
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_AFTER_SECS: &str = "5";

@@ -103,6 +103,10 @@ impl Notes {
 use crate::time::unix_now as now;
 
 fn store_failed(e: portcullis_store::StoreError) -> String {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "notes store unavailable");
+        return "the notes database cannot be reached just now, so nothing was read or changed; try again in a few seconds".to_owned();
+    }
     tracing::error!(error = %e, "notes store failure");
     "the notes store failed; try again shortly".to_owned()
 }

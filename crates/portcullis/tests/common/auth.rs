@@ -29,6 +29,7 @@ pub struct Env {
     pub server: Arc<AuthServer>,
     pub boot: Bootstrap,
     pub dir: std::path::PathBuf,
+    pub database_url: String,
     /// A twin shares its original's directory, which only the original removes.
     pub twin: bool,
 }
@@ -39,6 +40,15 @@ pub async fn env_with(tweak: impl FnOnce(&mut AsConfig)) -> Env {
 
 /// A server with both the authorization server's and the host's settings adjusted.
 pub async fn env_configured(
+    tweak: impl FnOnce(&mut AsConfig),
+    tweak_host: impl FnOnce(&mut HostConfig),
+) -> Env {
+    env_on(None, tweak, tweak_host).await
+}
+
+/// A server on `database_url` (a SQLite file in its own directory when `None`).
+pub async fn env_on(
+    database_url: Option<&str>,
     tweak: impl FnOnce(&mut AsConfig),
     tweak_host: impl FnOnce(&mut HostConfig),
 ) -> Env {
@@ -56,9 +66,11 @@ pub async fn env_configured(
     config.admin_user = "alice".into();
     config.admin_password = Some(PASSWORD.into());
     tweak(&mut config);
-    let store = Store::open(&format!("sqlite://{}", dir.join("portcullis.db").display()))
-        .await
-        .unwrap();
+    let database_url = database_url.map_or_else(
+        || format!("sqlite://{}", dir.join("portcullis.db").display()),
+        str::to_owned,
+    );
+    let store = Store::open(&database_url).await.unwrap();
     let (server, boot) = AuthServer::start(config, store).await.unwrap();
     let mut host = notes_host();
     tweak_host(&mut host);
@@ -68,6 +80,7 @@ pub async fn env_configured(
         server,
         boot,
         dir,
+        database_url,
         twin: false,
     }
 }
@@ -88,12 +101,7 @@ impl Env {
     /// A second instance on the same database and master key, with its own memory: what a
     /// load balancer's other backend is.
     pub async fn twin(&self) -> Env {
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            self.dir.join("portcullis.db").display()
-        ))
-        .await
-        .unwrap();
+        let store = Store::open(&self.database_url).await.unwrap();
         let (server, boot) = AuthServer::start(self.server.config.clone(), store)
             .await
             .unwrap();
@@ -103,6 +111,7 @@ impl Env {
             server,
             boot,
             dir: self.dir.clone(),
+            database_url: self.database_url.clone(),
             twin: true,
         }
     }
