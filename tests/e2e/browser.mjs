@@ -27,7 +27,11 @@ export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
     await page.fill('#username', user);
     await page.fill('#password', password);
     await page.click('button[type=submit]');
-    await page.waitForSelector('button[value=approve]', { timeout: 10000 });
+    try {
+      await page.waitForSelector('button[value=approve]', { timeout: 10000 });
+    } catch (e) {
+      throw new Error(`no consent page after login (${page.url()}): ${await page.textContent('body').catch(() => '?')}`);
+    }
     const consentText = await page.textContent('main');
     if (!/Allow/.test(consentText)) throw new Error(`consent page did not ask: ${consentText}`);
     if ((await page.locator('.scopes li').count()) === 0) throw new Error(`consent page lists no scopes: ${consentText}`);

@@ -124,6 +124,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_REFRESH_TOKEN_MAX_TTL", default_value_t = 90 * 86_400)]
     pub refresh_token_max_ttl: i64,
 
+    /// Seconds after a refresh during which presenting the same refresh token again (a
+    /// client retrying after a lost response, or two instances racing) returns the same new
+    /// pair instead of revoking the grant as a replay. 0 to 300.
+    #[arg(long, env = "PORTCULLIS_REFRESH_GRACE", default_value_t = 45)]
+    pub refresh_grace: i64,
+
     /// Proxy addresses whose X-Forwarded-For names the real client (for rate limits),
     /// comma-separated. Forwarded headers from anyone else are ignored.
     #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -294,7 +300,14 @@ impl ServeArgs {
                         )));
                     }
                 }
+                if !(0..=300).contains(&self.refresh_grace) {
+                    return Err(ConfigError(format!(
+                        "--refresh-grace {} is out of range: use 0 to 300 seconds",
+                        self.refresh_grace
+                    )));
+                }
                 let mut c = AsConfig::for_resource(&public_url).map_err(ConfigError)?;
+                c.refresh_grace = self.refresh_grace;
                 c.access_ttl = self.access_token_ttl;
                 c.refresh_idle_ttl = self.refresh_token_idle_ttl;
                 c.refresh_absolute_ttl =

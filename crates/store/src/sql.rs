@@ -310,18 +310,37 @@ impl Store {
     }
 
     async fn migrate(&self, up_to: i64) -> Result<()> {
+        // Instances that start together on one PostgreSQL database migrate one at a time:
+        // a session-level advisory lock, held on this connection until it is returned. The
+        // others wait, then find the schema up to date. (SQLite serializes its writers.)
+        let mut conn = self.pool.acquire().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_lock(4242424242)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = self.migrate_on(&mut conn, up_to).await;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock(4242424242)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    async fn migrate_on(&self, conn: &mut sqlx::AnyConnection, up_to: i64) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await?;
         let done: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM portcullis_schema")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?
             .try_get("v")?;
         let done = done.unwrap_or(0);
         for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > done && *v <= up_to) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             sqlx::raw_sql(&self.dialect.ddl(sql))
                 .execute(&mut *tx)
                 .await?;

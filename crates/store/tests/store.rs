@@ -589,3 +589,25 @@ async fn the_search_index_is_rebuilt_on_upgrade() {
     s.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Several instances starting at once on an empty PostgreSQL database all come up: they
+/// migrate one at a time, and the later ones find the schema done.
+#[tokio::test]
+async fn instances_starting_together_migrate_once() {
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
+    let (a, b, c) = tokio::join!(Store::open(&url), Store::open(&url), Store::open(&url));
+    let stores = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let (rows, latest): (i64, i64) =
+        sqlx::query_as("SELECT count(*), max(version) FROM portcullis_schema")
+            .fetch_one(stores[0].pool())
+            .await
+            .unwrap();
+    assert!(latest >= 9);
+    assert_eq!(rows, latest, "each migration recorded once");
+    for s in &stores {
+        s.close().await;
+    }
+    portcullis_store::testing::drop_postgres(&url).await;
+}

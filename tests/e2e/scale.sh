@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Scale-out test: three `portcullis serve` instances on one PostgreSQL database behind nginx
+# (round-robin, no stickiness), started at the same moment on an empty database. Then
+# tests/e2e/scale.mjs, through nginx and against each instance directly:
+# - the OAuth flow in headless Chromium (registration, login, consent and token exchange
+#   each landing on whichever instance nginx picks) and the tools with the token;
+# - a revocation on one instance answered with 401 by every instance within 5 s;
+# - two concurrent refreshes of one token on two instances: one rotation, the same pair for
+#   both, and the grant still valid;
+# - a refresh replayed after the grace window: the grant is revoked on every instance;
+# - an instance killed with SIGKILL under write load: every write it acknowledged is in
+#   the database, and the other instances keep serving.
+#
+# Needs: nginx (Debian's nginx-light), PostgreSQL on 127.0.0.1:5432 (PORTCULLIS_TEST_POSTGRES),
+# Chromium, and what tests/e2e/run.sh installs (it must have run once: npm ci).
+# Env: PORTCULLIS_BIN (default target/debug/portcullis, built if missing), NGINX (default nginx).
+set -euo pipefail
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$E2E_DIR/../.." && pwd)"
+cd "$ROOT"
+
+BIN="${PORTCULLIS_BIN:-target/debug/portcullis}"
+[[ -x "$BIN" ]] || cargo build -p portcullis
+NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+[[ -x "$NGINX" ]] || { echo "nginx is missing: apt-get install -y nginx-light" >&2; exit 1; }
+[[ -f "$E2E_DIR/node_modules/.package-lock.json" ]] || (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+
+ADMIN_URL="${PORTCULLIS_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
+[[ "$ADMIN_URL" != off ]] || { echo "scale-out test skipped: PORTCULLIS_TEST_POSTGRES=off"; exit 0; }
+DB_NAME="portcullis_scale_$$_$(date +%s)"
+DB_URL="${ADMIN_URL%/*}/$DB_NAME"
+
+WORK="$(mktemp -d -t portcullis-scale.XXXXXX)"
+PIDS=()
+cleanup() {
+    [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+psql "$ADMIN_URL" -q -c "CREATE DATABASE $DB_NAME" >/dev/null
+LB_PORT="$(free_port)"
+URL="http://127.0.0.1:$LB_PORT/mcp"
+export E2E_USER=admin
+E2E_PASSWORD="scale-$(free_port)-$(free_port)-password"
+export E2E_PASSWORD
+# Every instance must hold the same master key (it seals the signing keys in the database).
+MASTER_KEY="$(openssl rand -base64 32)"
+
+PORTS=()
+for i in 1 2 3; do
+    port="$(free_port)"
+    PORTS+=("$port")
+    PORTCULLIS_MASTER_KEY="$MASTER_KEY" PORTCULLIS_ADMIN_PASSWORD="$E2E_PASSWORD" PORTCULLIS_LOG=warn \
+        "$BIN" serve --bind "127.0.0.1:$port" --public-url "$URL" --database-url "$DB_URL" \
+        --trusted-proxies 127.0.0.1 --refresh-grace 3 --tool-calls-per-minute 0 \
+        >"$WORK/instance$i.log" 2>&1 &
+    PIDS+=("$!")
+done
+for i in 0 1 2; do
+    wait_port "${PORTS[$i]}" || { echo "instance $((i + 1)) did not start:" >&2; cat "$WORK/instance$((i + 1)).log" >&2; exit 1; }
+done
+
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    upstream portcullis {
+        server 127.0.0.1:${PORTS[0]} max_fails=1 fail_timeout=30s;
+        server 127.0.0.1:${PORTS[1]} max_fails=1 fail_timeout=30s;
+        server 127.0.0.1:${PORTS[2]} max_fails=1 fail_timeout=30s;
+    }
+    server {
+        listen 127.0.0.1:$LB_PORT;
+        location / {
+            proxy_pass http://portcullis;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_buffering off;
+            proxy_read_timeout 60s;
+        }
+    }
+}
+EOF
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx.start" || { cat "$WORK/nginx.start" >&2; exit 1; }
+wait_port "$LB_PORT" || { echo "nginx did not start" >&2; cat "$WORK/nginx.err" >&2; exit 1; }
+echo "== three instances (ports ${PORTS[*]}) on one PostgreSQL database behind nginx at $URL"
+
+status=0
+SCALE_PIDS="${PIDS[*]}" SCALE_PORTS="${PORTS[*]}" timeout 300 node "$E2E_DIR/scale.mjs" "$URL" || status=$?
+if [[ $status -ne 0 ]]; then
+    for i in 1 2 3; do echo "---- instance $i log ----"; tail -n 30 "$WORK/instance$i.log"; done
+    echo "---- nginx errors ----"; tail -n 20 "$WORK/nginx.err" || true
+fi
+exit $status
