@@ -145,11 +145,18 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
         "params": {"name": "whoami", "arguments": {}, "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}},
     }).encode()
-    status, headers, _ = post(mcp_url, body, {
+    probe_headers = {
         "content-type": "application/json", "accept": "application/json, text/event-stream",
         "authorization": f"Bearer {storage.tokens.access_token}", "mcp-protocol-version": "2026-07-28",
         "mcp-method": "tools/call", "mcp-name": "whoami",
-    })
+    }
+    # At once on the instance that revoked; within 5 s on the others of a scaled-out
+    # deployment (tests/e2e/scale.sh runs this script through a load balancer).
+    revoked_at = time.monotonic()
+    status, headers, _ = post(mcp_url, body, probe_headers)
+    while status != 401 and time.monotonic() - revoked_at < 5:
+        await asyncio.sleep(0.1)
+        status, headers, _ = post(mcp_url, body, probe_headers)
     assert status == 401, status
     www = {k.lower(): v for k, v in headers.items()}["www-authenticate"]
     assert 'error="invalid_token"' in www, www

@@ -181,7 +181,9 @@ const rev = await fetch(meta.revocation_endpoint, {
   body: new URLSearchParams({ token: s.tokens.refresh_token, token_type_hint: 'refresh_token', client_id: s.client.client_id }),
 });
 assert.equal(rev.status, 200);
-const after = await fetch(mcpUrl, {
+// At once on the instance that revoked; within 5 s on the others of a scaled-out
+// deployment (tests/e2e/scale.sh runs this script through a load balancer).
+const probe = () => fetch(mcpUrl, {
   method: 'POST',
   headers: {
     'content-type': 'application/json', accept: 'application/json, text/event-stream',
@@ -190,7 +192,13 @@ const after = await fetch(mcpUrl, {
   },
   body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'whoami', arguments: {}, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }),
 });
-assert.equal(after.status, 401, 'revoked grant: 401');
+const revokedAt = Date.now();
+let after = await probe();
+while (after.status !== 401 && Date.now() - revokedAt < 5000) {
+  await new Promise((r) => setTimeout(r, 100));
+  after = await probe();
+}
+assert.equal(after.status, 401, 'revoked grant: 401 (within 5 s)');
 assert.match(after.headers.get('www-authenticate'), /error="invalid_token"/);
 const reuse = await fetch(meta.token_endpoint, {
   method: 'POST',

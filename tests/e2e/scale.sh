@@ -11,8 +11,11 @@
 # - an instance killed with SIGKILL under write load: every write it acknowledged is in
 #   the database, and the other instances keep serving.
 #
+# Before those, the official TypeScript (v1: 2025 sessions; v2: 2026-07-28) and Python SDK
+# clients run their whole OAuth flow (tests/e2e/oauth_*.{mjs,py}) through nginx.
+#
 # Needs: nginx (Debian's nginx-light), PostgreSQL on 127.0.0.1:5432 (PORTCULLIS_TEST_POSTGRES),
-# Chromium, and what tests/e2e/run.sh installs (it must have run once: npm ci).
+# Chromium, and what tests/e2e/run.sh installs (npm ci and the venv: run it first).
 # Env: PORTCULLIS_BIN (default target/debug/portcullis, built if missing), NGINX (default nginx).
 set -euo pipefail
 
@@ -66,6 +69,7 @@ for i in 1 2 3; do
     PORTS+=("$port")
     PORTCULLIS_MASTER_KEY="$MASTER_KEY" PORTCULLIS_ADMIN_PASSWORD="$E2E_PASSWORD" PORTCULLIS_LOG=warn \
         "$BIN" serve --bind "127.0.0.1:$port" --public-url "$URL" --database-url "$DB_URL" \
+        --instance-url "http://127.0.0.1:$port" \
         --trusted-proxies 127.0.0.1 --refresh-grace 3 --tool-calls-per-minute 0 \
         >"$WORK/instance$i.log" 2>&1 &
     PIDS+=("$!")
@@ -112,7 +116,16 @@ wait_port "$LB_PORT" || { echo "nginx did not start" >&2; cat "$WORK/nginx.err" 
 echo "== three instances (ports ${PORTS[*]}) on one PostgreSQL database behind nginx at $URL"
 
 status=0
-SCALE_PIDS="${PIDS[*]}" SCALE_PORTS="${PORTS[*]}" timeout 300 node "$E2E_DIR/scale.mjs" "$URL" || status=$?
+# The official SDK clients' whole OAuth flow through nginx, in both eras: v1 speaks 2025
+# (a session held by one instance, its requests relayed there from the others, and the
+# confirmation's elicitation/create answered across instances), v2 2026-07-28.
+for sdk in v1 v2; do
+    echo "== oauth: typescript sdk $sdk through nginx"
+    timeout 120 node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" dcr || { echo "FAIL oauth: typescript sdk $sdk through nginx"; status=1; }
+done
+echo "== oauth: python sdk through nginx"
+timeout 120 "$E2E_DIR/.venv/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr || { echo "FAIL oauth: python sdk through nginx"; status=1; }
+SCALE_PIDS="${PIDS[*]}" SCALE_PORTS="${PORTS[*]}" timeout 300 node "$E2E_DIR/scale.mjs" "$URL" || status=1
 if [[ $status -ne 0 ]]; then
     for i in 1 2 3; do echo "---- instance $i log ----"; tail -n 30 "$WORK/instance$i.log"; done
     echo "---- nginx errors ----"; tail -n 20 "$WORK/nginx.err" || true

@@ -130,6 +130,13 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_REFRESH_GRACE", default_value_t = 45)]
     pub refresh_grace: i64,
 
+    /// This instance's own address as the other instances on the same database reach it
+    /// (`http://10.0.0.5:8080`). Set it when several instances share one database behind a
+    /// load balancer without sticky sessions: a 2025-era request for a session another
+    /// instance holds is relayed there. Plain HTTP, inside your network.
+    #[arg(long, env = "PORTCULLIS_INSTANCE_URL")]
+    pub instance_url: Option<String>,
+
     /// Proxy addresses whose X-Forwarded-For names the real client (for rate limits),
     /// comma-separated. Forwarded headers from anyone else are ignored.
     #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
@@ -332,6 +339,17 @@ impl ServeArgs {
             }
         };
 
+        let instance_url = self
+            .instance_url
+            .as_deref()
+            .map(check_instance_url)
+            .transpose()?;
+        if instance_url.is_some() && matches!(plan, AuthPlan::None) {
+            return Err(ConfigError(
+                "--instance-url needs the database that instances share: drop --auth none".into(),
+            ));
+        }
+
         Ok(ServeConfig {
             auth: plan,
             bind: self.bind,
@@ -368,11 +386,37 @@ impl ServeArgs {
                 } else {
                     Default::default()
                 }),
+                instance_url,
                 ..HostConfig::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
         })
     }
+}
+
+/// `--instance-url`: `http://host:port`, nothing after it.
+fn check_instance_url(raw: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError(format!(
+            "--instance-url {raw:?} {why}: give this instance's address inside your network, like http://10.0.0.5:8080"
+        ))
+    };
+    let uri: http::Uri = raw.parse().map_err(|_| bad("is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad(
+            "must start with http:// (instances talk plain HTTP to each other)",
+        ));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(bad("must not have a path"));
+    }
+    Ok(format!(
+        "http://{}",
+        uri.authority().map_or("", |a| a.as_str())
+    ))
 }
 
 fn display_addr(addr: SocketAddr) -> String {
@@ -429,6 +473,31 @@ mod tests {
         let mut argv = vec!["portcullis"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).unwrap().serve.into_config()
+    }
+
+    #[test]
+    fn instance_url_and_refresh_grace_are_checked() {
+        let c = config(&["--instance-url", "http://10.0.0.5:8080/"]).unwrap();
+        assert_eq!(c.host.instance_url.as_deref(), Some("http://10.0.0.5:8080"));
+        for (bad, says) in [
+            ("https://10.0.0.5:8080", "must start with http://"),
+            ("http://10.0.0.5:8080/mcp", "must not have a path"),
+            ("10.0.0.5:8080", "must start with http://"),
+            ("not a url", "is not a URL"),
+        ] {
+            let e = config(&["--instance-url", bad]).unwrap_err().to_string();
+            assert!(
+                e.contains(says) && e.contains("--instance-url"),
+                "{bad}: {e}"
+            );
+        }
+        let e = config(&["--auth", "none", "--instance-url", "http://10.0.0.5:8080"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("drop --auth none"), "{e}");
+        let e = config(&["--refresh-grace", "301"]).unwrap_err().to_string();
+        assert!(e.contains("--refresh-grace 301 is out of range"), "{e}");
+        assert!(config(&["--refresh-grace", "0"]).is_ok());
     }
 
     #[test]

@@ -159,6 +159,19 @@ where
                 ),
             }
             server.spawn_upkeep();
+            // The 2025 sessions this instance held before a restart ended with it.
+            if let Some(url) = &config.host.instance_url {
+                match server.store().forget_instance_sessions(url).await {
+                    Ok(n) if n > 0 => tracing::info!(
+                        sessions = n,
+                        "forgot the sessions of this instance's previous run"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not forget this instance's old sessions")
+                    }
+                }
+            }
             Some(server)
         }
     };
@@ -185,6 +198,13 @@ where
 {
     if let Some(server) = auth {
         host.auth = AuthMode::Bearer(server.guard());
+        host.session_directory =
+            host.instance_url
+                .clone()
+                .map(|instance_url| crate::host::relay::SessionDirectory {
+                    store: server.store().clone(),
+                    instance_url,
+                });
     }
     let (mut router, handle) = mcp_router(&host, factory);
     if let Some(server) = auth {

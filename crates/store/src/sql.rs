@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         9,
         Migration::Shared(include_str!("../migrations/0009_spent_states.sql")),
     ),
+    (
+        10,
+        Migration::Shared(include_str!("../migrations/0010_mcp_sessions.sql")),
+    ),
 ];
 
 /// The migration after which the SQLite full-text index is refilled from Rust (its words
@@ -854,6 +858,58 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(r.rows_affected())
+    }
+
+    /// Records that `instance_url` holds the 2025-era MCP session `session_id`.
+    pub async fn put_mcp_session(
+        &self,
+        session_id: &str,
+        instance_url: &str,
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mcp_sessions (session_id, instance_url, user_id, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (session_id) DO UPDATE SET instance_url = $2, user_id = $3, created_at = $4",
+        )
+        .bind(session_id)
+        .bind(instance_url)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The instance that holds a session, if any does.
+    pub async fn mcp_session_instance(&self, session_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query("SELECT instance_url FROM mcp_sessions WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("instance_url"))
+                .transpose()?,
+        )
+    }
+
+    pub async fn delete_mcp_session(&self, session_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM mcp_sessions WHERE session_id = $1")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets every session of `instance_url` (it restarted: they ended with it).
+    pub async fn forget_instance_sessions(&self, instance_url: &str) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM mcp_sessions WHERE instance_url = $1")
+                .bind(instance_url)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     /// Marks a single-use `nonce` (valid until `expires_at`) as spent: true the first time,

@@ -62,6 +62,9 @@ pub struct Gate {
     pub hide_unauthorized_tools: bool,
     /// Tool calls per user and client, when limited.
     pub tool_limit: Option<super::limit::RateLimiter>,
+    /// Where 2025-era sessions of all instances are recorded, when several share a
+    /// database (`--instance-url`); requests for another instance's session are relayed.
+    pub directory: Option<super::relay::SessionDirectory>,
     inflight_ids: Mutex<HashSet<Arc<str>>>,
     tracker: Arc<InflightTracker>,
     sessions: Arc<LocalSessionManager>,
@@ -88,6 +91,7 @@ impl Gate {
             step_up_as_tool_error: Arc::default(),
             hide_unauthorized_tools: false,
             tool_limit: None,
+            directory: None,
             inflight_ids: Mutex::new(HashSet::new()),
             tracker: Arc::new(InflightTracker::default()),
             sessions,
@@ -105,25 +109,43 @@ impl Gate {
         }
     }
 
+    /// Whether this instance opened `session` (and has not seen it end).
+    fn holds_session(&self, session: &str) -> bool {
+        self.owners
+            .read()
+            .map(|owners| owners.contains_key(session))
+            .unwrap_or(false)
+    }
+
     /// Records the owner of a session the response just opened, and forgets sessions
-    /// that ended (DELETE) or that rmcp no longer knows (404).
-    fn track_session(&self, requested: Option<&str>, response: &Response, principal: &Principal) {
-        let opened = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok());
+    /// that ended (DELETE) or that rmcp no longer knows (404); in the session directory
+    /// too, when there is one.
+    async fn track_session(
+        &self,
+        requested: Option<&str>,
+        opened: Option<&str>,
+        status: StatusCode,
+        principal: &Principal,
+    ) {
         match (requested, opened) {
             (None, Some(new)) => {
                 if let Ok(mut owners) = self.owners.write() {
                     owners.insert(Arc::from(new), principal.user.clone());
                 }
+                if let Some(dir) = &self.directory {
+                    dir.opened(new, principal.user.as_deref()).await;
+                }
             }
             (Some(old), _)
-                if response.status() == StatusCode::NOT_FOUND
-                    || response.status() == StatusCode::NO_CONTENT =>
+                if status == StatusCode::NOT_FOUND || status == StatusCode::NO_CONTENT =>
             {
-                if let Ok(mut owners) = self.owners.write() {
-                    owners.remove(old);
+                let held = self
+                    .owners
+                    .write()
+                    .map(|mut owners| owners.remove(old).is_some())
+                    .unwrap_or(false);
+                if held && let Some(dir) = &self.directory {
+                    dir.closed(old).await;
                 }
             }
             _ => {}
@@ -400,9 +422,34 @@ where
         tracing::warn!("request named a session opened by another user; refused");
         return no_such_session();
     }
+    // Another instance's 2025 session: relay the request to it (once; see host::relay).
+    if let (Some(session), Some(dir)) = (&requested_session, &gate.directory)
+        && !gate.holds_session(session)
+        && !parts.headers.contains_key(super::relay::RELAYED)
+        && let Some(holder) = dir.holder(session).await
+    {
+        return match super::relay::relay(&holder, parts, body).await {
+            Some(response) => response,
+            None => {
+                dir.closed(session).await;
+                no_such_session()
+            }
+        };
+    }
     let response = route(&gate, &principal, parts, body, next).await;
-    if requested_session.is_some() || response.headers().contains_key("mcp-session-id") {
-        gate.track_session(requested_session.as_deref(), &response, &principal);
+    let opened = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if requested_session.is_some() || opened.is_some() {
+        gate.track_session(
+            requested_session.as_deref(),
+            opened.as_deref(),
+            response.status(),
+            &principal,
+        )
+        .await;
     }
     response
 }

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod handler;
 pub mod limit;
 pub mod origin;
+pub mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,11 @@ pub struct HostConfig {
     pub audit_retention: Duration,
     /// Tools that ask the person before they act.
     pub confirm: Arc<ConfirmPolicy>,
+    /// This instance's address for the other instances on its database (`--instance-url`).
+    pub instance_url: Option<String>,
+    /// Where 2025-era sessions are recorded for those instances (the server builds it from
+    /// `instance_url` and its store).
+    pub session_directory: Option<relay::SessionDirectory>,
 }
 
 impl Default for HostConfig {
@@ -77,6 +83,8 @@ impl Default for HostConfig {
             audit_arguments: false,
             audit_retention: Duration::from_secs(90 * 86_400),
             confirm: Arc::default(),
+            instance_url: None,
+            session_directory: None,
         }
     }
 }
@@ -126,6 +134,7 @@ where
     gate.method_scopes = config.method_scopes.clone();
     gate.step_up_as_tool_error = config.step_up_as_tool_error.clone();
     gate.hide_unauthorized_tools = config.hide_unauthorized_tools;
+    gate.directory = config.session_directory.clone();
     gate.tool_limit = (config.tool_calls_per_minute > 0)
         .then(|| limit::RateLimiter::new(config.tool_calls_per_minute));
     let gate = Arc::new(gate);
