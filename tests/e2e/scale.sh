@@ -9,7 +9,10 @@
 #   both, and the grant still valid;
 # - a refresh replayed after the grace window: the grant is revoked on every instance;
 # - an instance killed with SIGKILL under write load: every write it acknowledged is in
-#   the database, and the other instances keep serving.
+#   the database, and the other instances keep serving;
+# - PostgreSQL restarted under write load (where this script may: root, pg_ctlcluster):
+#   503s and retry messages during the gap, service back without restarting Portcullis,
+#   tokens and acknowledged writes intact.
 #
 # Before those, the official TypeScript (v1: 2025 sessions; v2: 2026-07-28) and Python SDK
 # clients run their whole OAuth flow (tests/e2e/oauth_*.{mjs,py}) through nginx.
@@ -114,6 +117,16 @@ EOF
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx.start" || { cat "$WORK/nginx.start" >&2; exit 1; }
 wait_port "$LB_PORT" || { echo "nginx did not start" >&2; cat "$WORK/nginx.err" >&2; exit 1; }
 echo "== three instances (ports ${PORTS[*]}) on one PostgreSQL database behind nginx at $URL"
+
+# Step 6 of scale.mjs restarts PostgreSQL itself: only where that is ours to do (root,
+# pg_ctlcluster, the default local server), unless SCALE_RESTART_POSTGRES says otherwise.
+if [[ -z "${SCALE_RESTART_POSTGRES:-}" ]]; then
+    SCALE_RESTART_POSTGRES=0
+    if [[ "$(id -u)" -eq 0 ]] && command -v pg_ctlcluster >/dev/null && [[ "$ADMIN_URL" == *@127.0.0.1:5432/* ]]; then
+        SCALE_RESTART_POSTGRES=1
+    fi
+fi
+export SCALE_RESTART_POSTGRES
 
 status=0
 # The official SDK clients' whole OAuth flow through nginx, in both eras: v1 speaks 2025
