@@ -143,6 +143,23 @@ for (const port of ports) {
 }
 ok('the token is accepted by every instance, directly');
 
+// The instances started together on an empty database, each possibly making a signing key:
+// within a sync (2 s) they publish the same JWKS.
+{
+  let sets;
+  const started = Date.now();
+  for (;;) {
+    sets = await Promise.all(ports.map(async (port) => {
+      const r = await direct(port, 'GET', '/oauth/jwks');
+      return JSON.parse(r.text).keys.map((k) => k.kid).sort().join(',');
+    }));
+    if (new Set(sets).size === 1 || Date.now() - started > 5000) break;
+    await sleep(200);
+  }
+  assert.equal(new Set(sets).size, 1, `every instance publishes the same keys: ${sets.join(' | ')}`);
+  ok(`every instance publishes the same JWKS (${sets[0].split(',').length} key(s))`);
+}
+
 // 2. Revocation on one instance: 401 everywhere within 5 s.
 {
   const rev = await direct(ports[0], 'POST', '/oauth/revoke', formHeaders, form({ token: first.refresh_token, token_type_hint: 'refresh_token', client_id: first.client }));

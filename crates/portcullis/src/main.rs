@@ -21,17 +21,69 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Show the audit log of tool calls, newest first.
     Audit(AuditArgs),
+    /// Create or upgrade the database schema, then exit (`serve` does this too on start;
+    /// run it on its own before rolling out a new release to several instances).
+    Migrate(MigrateArgs),
 }
 
+/// `--database-url`, as the commands that open the server's database take it.
 #[derive(Debug, clap::Args)]
-struct AuditArgs {
-    /// The server's database.
+struct DatabaseArg {
+    /// The server's database: sqlite://PATH or postgres://USER@HOST/DB.
     #[arg(
         long,
         env = "PORTCULLIS_DATABASE_URL",
         default_value = "sqlite://portcullis.db"
     )]
     database_url: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    db: DatabaseArg,
+}
+
+/// A single-threaded runtime for a command that talks to the database once.
+fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("portcullis {command}: cannot start the runtime: {e}"))
+        .ok()
+}
+
+fn migrate(args: MigrateArgs) -> ExitCode {
+    let Some(runtime) = runtime("migrate") else {
+        return ExitCode::FAILURE;
+    };
+    let result: Result<i64, String> = runtime.block_on(async {
+        let store = portcullis_store::Store::open(&args.db.database_url)
+            .await
+            .map_err(|e| format!("cannot open or migrate the database: {e}"))?;
+        let version = store.schema_version().await.map_err(|e| e.to_string())?;
+        store.close().await;
+        Ok(version)
+    });
+    match result {
+        Ok(version) => {
+            println!(
+                "database schema at version {version} (this release: {})",
+                portcullis_store::Store::latest_schema_version()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis migrate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    db: DatabaseArg,
     /// Only this user (username or user id).
     #[arg(long)]
     user: Option<String>,
@@ -66,20 +118,13 @@ fn parse_age(s: &str) -> Result<i64, String> {
 }
 
 fn audit(args: AuditArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("portcullis audit: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime("audit") else {
+        return ExitCode::FAILURE;
     };
     let result: Result<(), String> = runtime.block_on(async {
-        let store = portcullis_store::Store::open(&args.database_url)
+        let store = portcullis_store::Store::open(&args.db.database_url)
             .await
-            .map_err(|e| format!("cannot open {}: {e}", args.database_url))?;
+            .map_err(|e| format!("cannot open {}: {e}", args.db.database_url))?;
         let user_id = match &args.user {
             Some(u) => Some(match store.user_by_name(u).await.map_err(|e| e.to_string())? {
                 Some(found) => found.id,
@@ -139,6 +184,7 @@ fn main() -> ExitCode {
     server::init_tracing();
     match cli.command {
         Command::Audit(args) => audit(args),
+        Command::Migrate(args) => migrate(args),
         Command::Serve(args) => {
             let args = *args;
             // Notes belong to signed-in users and live in the database: without the

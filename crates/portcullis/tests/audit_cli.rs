@@ -99,3 +99,37 @@ async fn audit_lists_filters_and_explains_bad_input() {
     assert!(err.contains("use sqlite://PATH or postgres://"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `portcullis migrate`: brings a new database to the latest schema and says so; a bad URL
+/// is a clear error and exit code 1.
+#[test]
+fn migrate_creates_the_schema_and_explains_bad_urls() {
+    let dir = std::env::temp_dir().join(format!("portcullis-migrate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("p.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let latest = Store::latest_schema_version();
+    assert!(latest >= 10);
+    assert!(
+        stdout.contains(&format!(
+            "schema at version {latest} (this release: {latest})"
+        )),
+        "{stdout}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["migrate", "--database-url", "mysql://nope"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("use sqlite://PATH or postgres://"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

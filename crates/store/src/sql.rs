@@ -302,6 +302,20 @@ impl Store {
         Ok(store)
     }
 
+    /// The schema version of the database (the last migration applied).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM portcullis_schema")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("v")?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// The schema version this release migrates to.
+    pub fn latest_schema_version() -> i64 {
+        MIGRATIONS.last().map_or(0, |(v, _)| *v)
+    }
+
     /// The connection pool, for tests that look under the store's methods.
     #[doc(hidden)]
     pub fn pool(&self) -> &AnyPool {

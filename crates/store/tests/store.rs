@@ -165,6 +165,46 @@ async fn refresh_rotates_once_under_a_race() {
     finish(all).await;
 }
 
+/// An authorization code is redeemed once, however many requests (on however many
+/// instances) race to redeem it; every loser learns which grant to revoke.
+#[tokio::test]
+async fn a_code_is_redeemed_once_under_a_race() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        s.create_grant_with_code(
+            &grant("g9"),
+            &NewCode {
+                code_hash: "h9",
+                grant_id: "g9",
+                redirect_uri: "x",
+                code_challenge: "c",
+                expires_at: 1_000,
+            },
+        )
+        .await
+        .unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            set.spawn(async move { s.consume_code("h9", 100).await.unwrap() });
+        }
+        let (mut redeemed, mut replayed) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            match r.unwrap() {
+                CodeRedemption::Redeemed { .. } => redeemed += 1,
+                CodeRedemption::Replayed { grant_id } => {
+                    assert_eq!(grant_id, "g9", "{name}");
+                    replayed += 1;
+                }
+                CodeRedemption::Unknown => panic!("{name}: the code vanished"),
+            }
+        }
+        assert_eq!((redeemed, replayed), (1, 7), "{name}");
+    }
+    finish(all).await;
+}
+
 /// A confirmation's nonce is spent once, however many instances race to spend it, and is
 /// forgotten only after it would have expired.
 #[tokio::test]
