@@ -242,6 +242,10 @@ if (process.env.SCALE_RESTART_POSTGRES === '1') {
   const cluster = readdirSync('/etc/postgresql')[0];
   const pg = (action) => execFileSync('pg_ctlcluster', ['--skip-systemctl-redirect', cluster, 'main', action], { stdio: 'inherit' });
   const fourth = await login();
+  // What the database holds for the logins so far, to compare after the restart.
+  const counts = () => execFileSync('psql', [process.env.SCALE_DB_URL, '-tAc',
+    'SELECT (SELECT count(*) FROM consents), (SELECT count(*) FROM clients), (SELECT count(*) FROM grants)'], { encoding: 'utf8' }).trim();
+  const before = counts();
   const acked = [];
   const seen = { ok: 0, unavailable: 0, other: [] };
   let stop = false;
@@ -280,6 +284,7 @@ if (process.env.SCALE_RESTART_POSTGRES === '1') {
   assert.ok(acked.length > resumedFrom, 'writes succeed again after the restart, without restarting Portcullis');
   assert.ok(seen.unavailable > 0, 'calls during the gap were told to retry');
   assert.deepEqual(seen.other, [], 'nothing but success or a retryable refusal');
+  assert.equal(counts(), before, 'consents, registrations and grants are all still there');
   const renewed = await refreshOn(ports[2], fourth.client, fourth.refresh_token);
   assert.equal(renewed.status, 200, `the refresh token issued before the restart still works: ${renewed.text}`);
   const access = JSON.parse(renewed.text).access_token;
@@ -287,7 +292,7 @@ if (process.env.SCALE_RESTART_POSTGRES === '1') {
     const r = await callOn([ports[0], ports[2]][n % 2], access, 'notes_search', { query: word });
     assert.equal(r.result.structuredContent.results.length, 1, `acknowledged write ${word} is stored`);
   }
-  ok(`PostgreSQL restarted under load: ${seen.unavailable} calls told to retry during the ${gapMs} ms gap, writes resumed ${resumedMs} ms after it began, ${acked.length} acknowledged writes and the tokens intact`);
+  ok(`PostgreSQL restarted under load: ${seen.unavailable} calls told to retry during the ${gapMs} ms gap, writes resumed ${resumedMs} ms after it began; ${acked.length} acknowledged writes, the tokens, and the consents, clients and grants (${before.replaceAll('|', '/')}) intact`);
 } else {
   console.log('SKIP PostgreSQL restart under load (set SCALE_RESTART_POSTGRES=1 where the test may restart the server)');
 }

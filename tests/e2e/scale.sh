@@ -138,7 +138,7 @@ for sdk in v1 v2; do
 done
 echo "== oauth: python sdk through nginx"
 timeout 120 "$E2E_DIR/.venv/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr || { echo "FAIL oauth: python sdk through nginx"; status=1; }
-SCALE_PIDS="${PIDS[*]}" SCALE_PORTS="${PORTS[*]}" timeout 300 node "$E2E_DIR/scale.mjs" "$URL" || status=1
+SCALE_DB_URL="$DB_URL" SCALE_PIDS="${PIDS[*]}" SCALE_PORTS="${PORTS[*]}" timeout 300 node "$E2E_DIR/scale.mjs" "$URL" || status=1
 if [[ $status -ne 0 ]]; then
     for i in 1 2 3; do echo "---- instance $i log ----"; tail -n 30 "$WORK/instance$i.log"; done
     echo "---- nginx errors ----"; tail -n 20 "$WORK/nginx.err" || true
