@@ -259,6 +259,14 @@ impl ServeArgs {
                 "--mcp-path {mcp_path:?} must be an absolute path such as /mcp"
             )));
         }
+        if ["/healthz", "/readyz", "/oauth", "/.well-known"]
+            .iter()
+            .any(|taken| mcp_path == *taken || mcp_path.starts_with(&format!("{taken}/")))
+        {
+            return Err(ConfigError(format!(
+                "--mcp-path {mcp_path:?} is taken by Portcullis's own endpoints (/healthz, /readyz, /oauth/..., /.well-known/...): use another path such as /mcp"
+            )));
+        }
 
         let mut origins = Vec::new();
         for rule in &self.allowed_origins {
@@ -570,6 +578,11 @@ mod tests {
             (&["--public-url", "ftp://x/mcp"][..], "https"),
             (&["--public-url", "https://x"][..], "path"),
             (&["--mcp-path", "mcp"][..], "--mcp-path"),
+            (
+                &["--mcp-path", "/readyz"][..],
+                "is taken by Portcullis's own endpoints",
+            ),
+            (&["--mcp-path", "/oauth/token"][..], "is taken"),
             (&["--allowed-origins", "evil"][..], "--allowed-origins"),
             (&["--max-body-bytes", "10"][..], "--max-body-bytes"),
             (&["--request-timeout", "0"][..], "--request-timeout"),

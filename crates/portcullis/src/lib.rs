@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod health;
 pub mod host;
 pub mod server;
 pub mod testing;

@@ -227,7 +227,9 @@ where
             )))
             .merge(server.router());
     }
-    let router = router.layer(CorsLayer::new(host.policy.clone()));
+    let router = router
+        .layer(CorsLayer::new(host.policy.clone()))
+        .merge(crate::health::router(auth.cloned()));
     (router, handle)
 }
 

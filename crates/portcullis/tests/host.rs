@@ -489,3 +489,27 @@ async fn closing_the_response_cancels_the_request() {
             .unwrap_or_else(|_| panic!("cancelled when the client hung up (streamed: {streamed})"));
     }
 }
+
+/// Without the authorization server there is nothing to wait for: alive and ready, whatever
+/// Host or Origin asks (the probes sit outside the MCP gate), and never cached.
+#[tokio::test]
+async fn health_and_readiness_without_a_database() {
+    let (router, _) = portcullis::server::app_router(config(), None, PortcullisTools::new);
+    for path in ["/healthz", "/readyz"] {
+        let reply = send(
+            &router,
+            Request::get(path)
+                .header("host", "10.1.2.3:8080")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(reply.headers["cache-control"], "no-store");
+        let body: Value = serde_json::from_str(&reply.text).unwrap();
+        assert!(
+            body["status"] == "ok" || body["status"] == "ready",
+            "{path}: {body}"
+        );
+    }
+}

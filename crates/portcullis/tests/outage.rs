@@ -133,7 +133,22 @@ async fn a_database_outage_gives_quick_503s_and_the_server_recovers_by_itself() 
     .await;
     assert_ne!(before["isError"], true, "{before}");
 
+    let ready = e.get(None, "/readyz").await;
+    assert_eq!(ready.status, http::StatusCode::OK, "{}", ready.text);
+    assert_eq!(
+        ready.json()["checks"],
+        json!({"database": "ok", "signing_keys": "ok"})
+    );
+
     relay.cut().await;
+
+    // Readiness says so, for the load balancer; liveness does not change.
+    let ready = e.get(None, "/readyz").await;
+    assert_eq!(ready.status, http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.json()["status"], "unavailable");
+    assert_ne!(ready.json()["checks"]["database"], "ok", "{}", ready.text);
+    assert_eq!(ready.headers["retry-after"], "5");
+    assert_eq!(e.get(None, "/healthz").await.status, http::StatusCode::OK);
 
     // The token endpoint: 503 temporarily_unavailable with Retry-After, within seconds.
     let started = Instant::now();
@@ -186,6 +201,7 @@ async fn a_database_outage_gives_quick_503s_and_the_server_recovers_by_itself() 
         renewed = e.refresh(&refresh, &client).await;
     }
     assert_eq!(renewed.status, http::StatusCode::OK, "{}", renewed.text);
+    assert_eq!(e.get(None, "/readyz").await.status, http::StatusCode::OK);
     let access = renewed.json()["access_token"].as_str().unwrap().to_owned();
     let after = call(
         &e,

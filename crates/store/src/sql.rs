@@ -302,6 +302,12 @@ impl Store {
         Ok(store)
     }
 
+    /// A round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// The schema version of the database (the last migration applied).
     pub async fn schema_version(&self) -> Result<i64> {
         let v: Option<i64> = sqlx::query("SELECT MAX(version) AS v FROM portcullis_schema")
