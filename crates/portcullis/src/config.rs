@@ -130,6 +130,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_REFRESH_GRACE", default_value_t = 45)]
     pub refresh_grace: i64,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics, on this separate listener (keep it
+    /// private: loopback or an internal address). Off when not set.
+    #[arg(long, env = "PORTCULLIS_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// This instance's own address as the other instances on the same database reach it
     /// (`http://10.0.0.5:8080`). Set it when several instances share one database behind a
     /// load balancer without sticky sessions: a 2025-era request for a session another
@@ -175,6 +180,8 @@ pub enum AuthPlan {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub bind: SocketAddr,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_bind: Option<SocketAddr>,
     pub public_url: String,
     pub host: HostConfig,
     pub shutdown_grace: Duration,
@@ -358,9 +365,17 @@ impl ServeArgs {
             ));
         }
 
+        if self.metrics_bind.is_some_and(|m| m == self.bind) {
+            return Err(ConfigError(format!(
+                "--metrics-bind {} is the address the MCP endpoint serves on: give metrics their own port",
+                self.bind
+            )));
+        }
+
         Ok(ServeConfig {
             auth: plan,
             bind: self.bind,
+            metrics_bind: self.metrics_bind,
             public_url,
             host: HostConfig {
                 mcp_path,
@@ -484,7 +499,7 @@ mod tests {
     }
 
     #[test]
-    fn instance_url_and_refresh_grace_are_checked() {
+    fn instance_url_metrics_bind_and_refresh_grace_are_checked() {
         let c = config(&["--instance-url", "http://10.0.0.5:8080/"]).unwrap();
         assert_eq!(c.host.instance_url.as_deref(), Some("http://10.0.0.5:8080"));
         for (bad, says) in [
@@ -503,6 +518,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("drop --auth none"), "{e}");
+        let e = config(&["--metrics-bind", "127.0.0.1:8080"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("give metrics their own port"), "{e}");
+        let c = config(&["--metrics-bind", "127.0.0.1:9464"]).unwrap();
+        assert_eq!(c.metrics_bind, Some("127.0.0.1:9464".parse().unwrap()));
         let e = config(&["--refresh-grace", "301"]).unwrap_err().to_string();
         assert!(e.contains("--refresh-grace 301 is out of range"), "{e}");
         assert!(config(&["--refresh-grace", "0"]).is_ok());

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod config;
 pub mod health;
 pub mod host;
+pub mod metrics;
 pub mod server;
 pub mod testing;
 pub mod time;

@@ -175,6 +175,23 @@ where
             Some(server)
         }
     };
+    if let Some(addr) = config.metrics_bind {
+        let metrics = TcpListener::bind(addr).await.map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!(
+                    "cannot listen for metrics on {addr}: {err} (choose another --metrics-bind)"
+                ),
+            )
+        })?;
+        crate::metrics::enable();
+        tracing::info!(listen = %addr, "metrics at /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, crate::metrics::router()).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let (router, handle) = app_router(config.host.clone(), auth.as_ref(), factory);
     let local = listener.local_addr()?;
     tracing::info!(
@@ -227,9 +244,13 @@ where
             )))
             .merge(server.router());
     }
-    let router = router
+    let mut router = router
         .layer(CorsLayer::new(host.policy.clone()))
         .merge(crate::health::router(auth.cloned()));
+    if crate::metrics::enabled() {
+        // After routing, so each request is counted under the pattern it matched.
+        router = router.route_layer(axum::middleware::from_fn(crate::metrics::track));
+    }
     (router, handle)
 }
 

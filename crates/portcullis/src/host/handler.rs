@@ -142,13 +142,16 @@ impl<S: ServerHandler> ServerHandler for Guarded<S> {
             None => self.inner.call_tool(request, context).await,
         };
         reword_schema_error(&name, &mut result);
+        let outcome = match &result {
+            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Outcome::ToolError,
+            Ok(CallToolResponse::InputRequired(_)) => Outcome::InputRequired,
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::ProtocolError,
+        };
+        if crate::metrics::enabled() {
+            crate::metrics::global().tool_call(&name, outcome.as_str());
+        }
         if let Some(audit) = audit {
-            let outcome = match &result {
-                Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Outcome::ToolError,
-                Ok(CallToolResponse::InputRequired(_)) => Outcome::InputRequired,
-                Ok(_) => Outcome::Ok,
-                Err(_) => Outcome::ProtocolError,
-            };
             let confirmation = asked.recorded();
             audit.record(
                 &principal,
