@@ -10,6 +10,7 @@ pub mod config;
 pub mod health;
 pub mod host;
 pub mod metrics;
+pub mod request_id;
 pub mod server;
 pub mod testing;
 pub mod time;

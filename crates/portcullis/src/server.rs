@@ -99,14 +99,30 @@ pub fn init_tracing() {
     init_tracing_from("PORTCULLIS_LOG", "info,rmcp=warn");
 }
 
-/// Logs to stderr, filtered by the environment variable `var`, else by `default`.
+/// Logs to stderr, filtered by the environment variable `var`, else by `default`; one JSON
+/// object per line when `PORTCULLIS_LOG_FORMAT=json` (with the request span, so each line
+/// carries its request id), else text.
 pub fn init_tracing_from(var: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env(var)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match std::env::var("PORTCULLIS_LOG_FORMAT").as_deref() {
+        Ok("json") => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        Ok("text") | Err(_) => builder.init(),
+        Ok(other) => {
+            builder.init();
+            tracing::warn!(
+                value = other,
+                "PORTCULLIS_LOG_FORMAT must be json or text; logging as text"
+            );
+        }
+    }
 }
 
 /// Binds the configured address and serves the MCP endpoint with handlers from `factory`
@@ -251,6 +267,7 @@ where
         // After routing, so each request is counted under the pattern it matched.
         router = router.route_layer(axum::middleware::from_fn(crate::metrics::track));
     }
+    let router = router.layer(axum::middleware::from_fn(crate::request_id::tag));
     (router, handle)
 }
 

@@ -102,6 +102,51 @@ fn binary() -> tokio::process::Command {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
 }
 
+type StderrLines = tokio::io::Lines<BufReader<tokio::process::ChildStderr>>;
+
+/// `portcullis serve --auth none` on a free port, logging at info with `env` added; returns
+/// the child, the rest of its stderr, the port, and the log lines up to "portcullis ready".
+async fn start_binary(
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, StderrLines, u16, Vec<String>) {
+    // Find a free port, then let the binary bind it.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = binary()
+        .args([
+            "serve",
+            "--auth",
+            "none",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("PORTCULLIS_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let ready = line.contains("portcullis ready");
+            seen.push(line);
+            if ready {
+                return;
+            }
+        }
+        panic!("binary exited before it was ready");
+    })
+    .await
+    .unwrap();
+    (child, lines, port, seen)
+}
+
 #[tokio::test]
 async fn binary_refuses_unauthenticated_public_bind() {
     let output = binary()
@@ -119,36 +164,8 @@ async fn binary_refuses_unauthenticated_public_bind() {
 
 #[tokio::test]
 async fn binary_serves_and_stops_on_sigterm() {
-    // Find a free port, then let the binary bind it.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = binary()
-        .args([
-            "serve",
-            "--auth",
-            "none",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("PORTCULLIS_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("portcullis ready") {
-                return line;
-            }
-        }
-        panic!("binary exited before it was ready");
-    })
-    .await
-    .unwrap();
+    let (mut child, _lines, port, seen) = start_binary(&[]).await;
+    let ready = seen.last().unwrap().clone();
     assert!(
         ready.contains(&format!("http://127.0.0.1:{port}/mcp")),
         "{ready}"
@@ -179,4 +196,69 @@ async fn binary_serves_and_stops_on_sigterm() {
         .expect("exits promptly on SIGTERM")
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// One raw HTTP/1.1 request; returns the whole response text (head and body).
+async fn http_raw(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// `PORTCULLIS_LOG_FORMAT=json`: every log line is a JSON object, and a line written while
+/// serving a request carries that request's id, the one the response names in
+/// `X-Request-Id` (the caller's own when it is a plain token, a fresh one otherwise).
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let (mut child, mut lines, port, seen) =
+        start_binary(&[("PORTCULLIS_LOG_FORMAT", "json")]).await;
+    for line in &seen {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+    }
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // A request the origin policy refuses (it logs a warning inside the request).
+    let refused = http_raw(
+        addr,
+        &format!("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://evil.example\r\nX-Request-Id: test-req-42\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains("x-request-id: test-req-42"),
+        "{refused}"
+    );
+    let logged = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("refused by origin policy") {
+                return line;
+            }
+        }
+        panic!("no log line for the refusal");
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&logged).unwrap();
+    assert_eq!(v["span"]["id"], "test-req-42", "{logged}");
+    assert_eq!(v["level"], "WARN");
+    // An id that is not a plain token is replaced, never echoed.
+    let replaced = http_raw(
+        addr,
+        &format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Request-Id: bad id\"x\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let id = replaced
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("x-request-id: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("no x-request-id: {replaced}"));
+    assert!(!id.contains("bad"), "{id}");
+    child.kill().await.unwrap();
 }
