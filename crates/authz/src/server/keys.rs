@@ -16,6 +16,7 @@ use crate::guard::{KeySet, LEEWAY_SECS};
 
 const KEY_LABEL: &str = "portcullis signing key v1";
 const HMAC_LABEL: &str = "portcullis hmac secret v1";
+const REQUEST_STATE_LABEL: &str = "portcullis request state v1";
 
 pub(super) struct KeyRing {
     master: MasterKey,
@@ -24,6 +25,8 @@ pub(super) struct KeyRing {
     active_since: std::sync::atomic::AtomicI64,
     public: Arc<KeySet>,
     hmac: hmac::Key,
+    /// Seals MRTR `requestState` values; the same on every instance of one database.
+    request_state: Arc<MasterKey>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -47,6 +50,18 @@ impl KeyRing {
     ) -> Result<Self, StartError> {
         let secret = shared_secret(&master, store, rng, "hmac", HMAC_LABEL, now).await?;
         let hmac = hmac::Key::new(hmac::HMAC_SHA256, &secret);
+        let request_state = shared_secret(
+            &master,
+            store,
+            rng,
+            "request-state",
+            REQUEST_STATE_LABEL,
+            now,
+        )
+        .await?;
+        let request_state = MasterKey::from_bytes(&request_state)
+            .map(Arc::new)
+            .ok_or_else(|| keys_err("the request-state key is unusable"))?;
 
         let rows = store.signing_keys().await?;
         let current = rows.iter().rev().find(|r| r.retired_at.is_none());
@@ -66,6 +81,7 @@ impl KeyRing {
             active_since: std::sync::atomic::AtomicI64::new(since),
             public,
             hmac,
+            request_state,
         };
         ring.publish(store, config, now).await?;
         Ok(ring)
@@ -148,17 +164,8 @@ impl KeyRing {
         Ok(())
     }
 
-    /// A 32-byte secret shared by every instance on this database (made by whichever
-    /// starts first), sealed at rest under the master key.
-    pub(super) async fn shared_secret(
-        &self,
-        store: &Store,
-        rng: &SystemRandom,
-        name: &str,
-        label: &str,
-        now: i64,
-    ) -> Result<[u8; 32], StartError> {
-        shared_secret(&self.master, store, rng, name, label, now).await
+    pub(super) fn request_state_key(&self) -> Arc<MasterKey> {
+        self.request_state.clone()
     }
 
     pub(super) fn sign(&self, claims: &AccessClaims) -> Option<String> {
@@ -173,6 +180,8 @@ impl KeyRing {
     }
 }
 
+/// A 32-byte secret shared by every instance on this database (made by whichever starts
+/// first), sealed at rest under the master key.
 async fn shared_secret(
     master: &MasterKey,
     store: &Store,

@@ -203,8 +203,6 @@ pub struct AuthServer {
     throttle: throttle::Throttle,
     /// Hash of the one-time setup token, while no account exists.
     setup_token: Mutex<Option<String>>,
-    /// Seals MRTR `requestState` values; the same on every instance of one database.
-    request_state_key: Arc<MasterKey>,
 }
 
 /// What starting the authorization server prints for the operator.
@@ -248,18 +246,6 @@ impl AuthServer {
         let key_set = Arc::new(KeySet::default());
         let keys =
             keys::KeyRing::load(master, &store, &rng, key_set.clone(), &config, now()).await?;
-        let request_state = keys
-            .shared_secret(
-                &store,
-                &rng,
-                "request-state",
-                "portcullis request state v1",
-                now(),
-            )
-            .await?;
-        let request_state_key = MasterKey::from_bytes(&request_state)
-            .map(Arc::new)
-            .ok_or_else(|| StartError::Keys("the request-state key is unusable".into()))?;
         let guard = Arc::new(Guard::new(
             GuardConfig {
                 resource: config.resource.clone(),
@@ -295,7 +281,6 @@ impl AuthServer {
             cimd,
             throttle: throttle::Throttle::default(),
             setup_token: Mutex::new(None),
-            request_state_key,
         });
         let boot = server.bootstrap_admin().await?;
         Ok((server, boot))
@@ -326,7 +311,7 @@ impl AuthServer {
     /// The key that seals MRTR `requestState` values: shared through the database (sealed
     /// under the master key), so a state made by one instance opens on any other.
     pub fn request_state_key(&self) -> Arc<MasterKey> {
-        self.request_state_key.clone()
+        self.keys.request_state_key()
     }
 
     /// Background upkeep: the revocation poll, and hourly expiry of unused registrations
