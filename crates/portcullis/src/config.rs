@@ -90,13 +90,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
 
-    /// Where accounts, clients, grants and keys are kept.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_URL",
-        default_value = "sqlite://portcullis.db"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub db: DatabaseArg,
 
     /// File holding the master key that encrypts signing keys at rest; created (mode 0600)
     /// on first start. PORTCULLIS_MASTER_KEY (base64 of 32 bytes) takes precedence.
@@ -107,10 +102,20 @@ pub struct ServeArgs {
     )]
     pub master_key_file: std::path::PathBuf,
 
-    /// Name of the first admin account, created on first start when
-    /// PORTCULLIS_ADMIN_PASSWORD is set (else a one-time setup link is logged).
+    /// Name of the first admin account, created on first start when its password is given
+    /// (PORTCULLIS_ADMIN_PASSWORD or --admin-password-file); else a one-time setup link is
+    /// logged.
     #[arg(long, env = "PORTCULLIS_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
+
+    /// Let anyone who reaches the sign-in page create an account ("Create account and
+    /// continue"). Off by default: accounts come from `portcullis user add` or `user invite`.
+    #[arg(long, env = "PORTCULLIS_ALLOW_SIGNUP")]
+    pub allow_signup: bool,
+
+    /// File holding the first admin account's password (instead of PORTCULLIS_ADMIN_PASSWORD).
+    #[arg(long, env = "PORTCULLIS_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<std::path::PathBuf>,
 
     /// Access token lifetime, in seconds.
     #[arg(long, env = "PORTCULLIS_ACCESS_TOKEN_TTL", default_value_t = 3600)]
@@ -158,6 +163,39 @@ pub struct ServeArgs {
     /// TEST ONLY: extra root certificates (PEM) trusted when fetching client metadata documents.
     #[arg(long, env = "PORTCULLIS_CLIENT_METADATA_EXTRA_CA", hide = true)]
     pub client_metadata_extra_ca: Option<std::path::PathBuf>,
+}
+
+/// Where accounts, clients, grants and keys are kept: `--database-url`, or a file holding
+/// it (for a URL with a password in it). Every command that opens the database takes it.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArg {
+    /// The database: sqlite://PATH (default sqlite://portcullis.db) or
+    /// postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (keeps a database password out of the environment and
+    /// the command line).
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL_FILE")]
+    pub database_url_file: Option<std::path::PathBuf>,
+}
+
+impl DatabaseArg {
+    pub const DEFAULT: &str = "sqlite://portcullis.db";
+
+    /// The URL to open.
+    pub fn url(&self) -> Result<String, ConfigError> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(_), Some(_)) => Err(ConfigError(
+                "--database-url and --database-url-file are both set: keep one".into(),
+            )),
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(file)) => {
+                crate::settings::read_secret_file("--database-url-file", file).map_err(ConfigError)
+            }
+            (None, None) => Ok(Self::DEFAULT.to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -260,7 +298,7 @@ impl ServeArgs {
                 )
             }
         };
-        let mcp_path = self.mcp_path.unwrap_or(url_path);
+        let mcp_path = self.mcp_path.clone().unwrap_or(url_path);
         if !mcp_path.starts_with('/') || mcp_path.len() < 2 {
             return Err(ConfigError(format!(
                 "--mcp-path {mcp_path:?} must be an absolute path such as /mcp"
@@ -340,16 +378,15 @@ impl ServeArgs {
                     .ok()
                     .filter(|v| !v.is_empty());
                 c.admin_user = self.admin_user.clone();
-                c.admin_password = std::env::var("PORTCULLIS_ADMIN_PASSWORD")
-                    .ok()
-                    .filter(|v| !v.is_empty());
+                c.admin_password = self.admin_password()?;
+                c.allow_signup = self.allow_signup;
                 c.cimd = CimdPolicy {
                     allow_loopback: self.insecure_client_metadata_loopback,
                     extra_roots: self.client_metadata_extra_ca.clone(),
                 };
                 AuthPlan::Embedded {
                     config: Box::new(c),
-                    database_url: self.database_url.clone(),
+                    database_url: self.db.url()?,
                 }
             }
         };
@@ -414,6 +451,26 @@ impl ServeArgs {
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
         })
+    }
+}
+
+impl ServeArgs {
+    /// The first admin's password: PORTCULLIS_ADMIN_PASSWORD, or the file named by
+    /// --admin-password-file.
+    fn admin_password(&self) -> Result<Option<String>, ConfigError> {
+        let env = std::env::var("PORTCULLIS_ADMIN_PASSWORD")
+            .ok()
+            .filter(|v| !v.is_empty());
+        match (env, &self.admin_password_file) {
+            (Some(_), Some(_)) => Err(ConfigError(
+                "PORTCULLIS_ADMIN_PASSWORD and --admin-password-file are both set: keep one".into(),
+            )),
+            (Some(p), None) => Ok(Some(p)),
+            (None, Some(file)) => crate::settings::read_secret_file("--admin-password-file", file)
+                .map(Some)
+                .map_err(ConfigError),
+            (None, None) => Ok(None),
+        }
     }
 }
 

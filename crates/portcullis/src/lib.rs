@@ -6,12 +6,14 @@
 //! shutdown ([`server`]), and an in-process client for tests ([`testing`]).
 
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod health;
 pub mod host;
 pub mod metrics;
 pub mod request_id;
 pub mod server;
+pub mod settings;
 pub mod testing;
 pub mod time;
 pub mod tools;

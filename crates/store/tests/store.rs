@@ -246,6 +246,7 @@ async fn users_clients_consents_sessions_and_secrets() {
             username: "alice".into(),
             password_hash: "$argon2id$x".into(),
             is_admin: true,
+            disabled: false,
         };
         assert!(s.create_user(&u, 1).await.unwrap());
         assert!(
@@ -650,4 +651,123 @@ async fn instances_starting_together_migrate_once() {
         s.close().await;
     }
     portcullis_store::testing::drop_postgres(&url).await;
+}
+
+/// Disabling an account revokes its grants and ends its sessions; a password link is spent
+/// once, however many submissions race, and is purged once expired.
+#[tokio::test]
+async fn accounts_are_disabled_and_password_links_are_spent_once() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        let alice = User {
+            id: "u1".into(),
+            username: "alice".into(),
+            password_hash: "$argon2id$old".into(),
+            is_admin: false,
+            disabled: false,
+        };
+        assert!(s.create_user(&alice, 1).await.unwrap());
+        let code = NewCode {
+            code_hash: "h1",
+            grant_id: "g1",
+            redirect_uri: "http://127.0.0.1/cb",
+            code_challenge: "c",
+            expires_at: 1_000,
+        };
+        s.create_grant_with_code(&grant("g1"), &code).await.unwrap();
+        s.create_session("sess", "csrf", Some("u1"), 100, 5_000)
+            .await
+            .unwrap();
+        let listed = s.list_users(200).await.unwrap();
+        assert_eq!(listed.len(), 1, "{name}");
+        assert_eq!(listed[0].live_grants, 1, "{name}");
+        assert_eq!(listed[0].disabled_at, None, "{name}");
+
+        assert!(
+            s.set_user_disabled("u1", Some(300)).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            s.user_by_id("u1").await.unwrap().unwrap().disabled,
+            "{name}"
+        );
+        assert_eq!(
+            s.grant("g1").await.unwrap().unwrap().revoked_at,
+            Some(300),
+            "{name}"
+        );
+        assert_eq!(
+            s.session("sess", 400).await.unwrap(),
+            None,
+            "{name}: signed out"
+        );
+        let listed = s.list_users(400).await.unwrap();
+        assert_eq!(
+            (listed[0].disabled_at, listed[0].live_grants),
+            (Some(300), 0),
+            "{name}"
+        );
+        assert!(s.set_user_disabled("u1", None).await.unwrap(), "{name}");
+        assert!(
+            !s.user_by_name("alice").await.unwrap().unwrap().disabled,
+            "{name}"
+        );
+        assert!(
+            !s.set_user_disabled("nobody", Some(1)).await.unwrap(),
+            "{name}"
+        );
+
+        assert!(
+            s.set_password_hash("u1", "$argon2id$new").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            s.user_by_id("u1").await.unwrap().unwrap().password_hash,
+            "$argon2id$new"
+        );
+        assert!(!s.set_password_hash("nobody", "x").await.unwrap(), "{name}");
+
+        s.create_password_link("link", "bob", LinkPurpose::Invite, true, 100, 1_000)
+            .await
+            .unwrap();
+        let link = s.password_link("link", 500).await.unwrap().unwrap();
+        assert_eq!(
+            (link.username.as_str(), link.purpose, link.is_admin),
+            ("bob", LinkPurpose::Invite, true),
+            "{name}"
+        );
+        assert_eq!(
+            s.password_link("link", 1_000).await.unwrap(),
+            None,
+            "{name}: expired"
+        );
+        assert!(
+            !s.use_password_link("link", 1_000).await.unwrap(),
+            "{name}: expired"
+        );
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let s = s.clone();
+            set.spawn(async move { s.use_password_link("link", 500).await.unwrap() });
+        }
+        let mut won = 0;
+        while let Some(r) = set.join_next().await {
+            won += usize::from(r.unwrap());
+        }
+        assert_eq!(won, 1, "{name}: one of eight submissions wins");
+        assert_eq!(
+            s.password_link("link", 500).await.unwrap(),
+            None,
+            "{name}: spent"
+        );
+        s.create_password_link("old", "carol", LinkPurpose::Reset, false, 100, 200)
+            .await
+            .unwrap();
+        s.purge_expired(300).await.unwrap();
+        s.create_password_link("old", "carol", LinkPurpose::Reset, false, 300, 900)
+            .await
+            .expect("the expired link was purged, so its hash is free");
+    }
+    finish(all).await;
 }

@@ -141,7 +141,7 @@ fn with_cookie(mut resp: Response, session: &Session) -> Response {
     resp
 }
 
-fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Response {
+pub(super) fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Response {
     let unavailable_oauth = (&e as &dyn std::any::Any)
         .downcast_ref::<portcullis_oauth::OAuthError>()
         .is_some_and(|o| o.code == portcullis_oauth::ErrorCode::TemporarilyUnavailable);
@@ -343,6 +343,7 @@ pub(super) async fn authorize(
                 request_id: &request_id,
                 csrf: &session.row.csrf,
                 username: "",
+                signup: s.config.allow_signup,
                 error: None,
             },
         )
@@ -424,6 +425,9 @@ pub(super) struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// `signup` when the person asked to create the account (only with self sign-up on).
+    #[serde(default)]
+    action: String,
 }
 
 /// Debug output of the forms that carry a password (or a setup token) leaves them out.
@@ -497,6 +501,7 @@ pub(super) async fn login(
                 request_id: &f.request,
                 csrf: &session.row.csrf,
                 username: &f.username,
+                signup: s.config.allow_signup,
                 error: Some(error),
             },
         )
@@ -514,6 +519,29 @@ pub(super) async fn login(
             r.headers_mut().insert(header::RETRY_AFTER, v);
         }
         return r;
+    }
+    if f.action == "signup" {
+        if !s.config.allow_signup {
+            return retry(
+                StatusCode::FORBIDDEN,
+                "This server does not take sign-ups. Ask its administrator for an invitation."
+                    .to_owned(),
+            );
+        }
+        // Sign-ups share the per-address budget of client registrations.
+        if let Err(wait) = s.throttle.registration(ip, now) {
+            return retry(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many new accounts from this address. Try again in {wait} seconds."),
+            );
+        }
+        if let Err(e) = create_user(&s.store, &s.rng, &f.username, &f.password, false).await {
+            return retry(
+                StatusCode::BAD_REQUEST,
+                format!("Account not created: {e}."),
+            );
+        }
+        tracing::info!(user = %f.username, %ip, "account created by self sign-up");
     }
     let user = match s.store.user_by_name(&f.username).await {
         Ok(u) => u,
@@ -536,6 +564,13 @@ pub(super) async fn login(
         );
     };
     s.throttle.login_succeeded(&f.username);
+    if user.disabled {
+        tracing::info!(user = %user.username, %ip, "sign-in refused: account disabled");
+        return retry(
+            StatusCode::FORBIDDEN,
+            "This account is disabled. Ask the administrator of this server.".to_owned(),
+        );
+    }
     // A new session id on login, so an id planted before login is worth nothing after it.
     let fresh = match s.new_session(Some(&user.id), now).await {
         Ok(sess) => sess,
@@ -789,11 +824,30 @@ fn verify_password(password: &str, stored: &str) -> bool {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        hash_password("not a real password", &SystemRandom::new()).unwrap_or_default()
+        hash_password_blocking("not a real password", &SystemRandom::new()).unwrap_or_default()
     })
 }
 
-fn hash_password(password: &str, rng: &SystemRandom) -> Option<String> {
+/// Hashes a password off the async threads (Argon2id takes tens of milliseconds).
+pub(super) async fn hash_password(password: &str, rng: &SystemRandom) -> Result<String, String> {
+    let password = password.to_owned();
+    let rng = rng.clone();
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password, &rng))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| "password hashing failed".to_owned())
+}
+
+/// The rule every new password meets.
+pub(super) fn valid_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < 12 {
+        return Err("the password must have at least 12 characters".to_owned());
+    }
+    Ok(())
+}
+
+fn hash_password_blocking(password: &str, rng: &SystemRandom) -> Option<String> {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt).ok()?;
     let salt = SaltString::encode_b64(&salt).ok()?;
@@ -803,7 +857,7 @@ fn hash_password(password: &str, rng: &SystemRandom) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-fn valid_username(name: &str) -> bool {
+pub(super) fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -823,24 +877,17 @@ pub async fn create_user(
             "username {username:?} is not valid: use 1 to 64 letters, digits and . _ @ -"
         ));
     }
-    if password.chars().count() < 12 {
-        return Err("the password must have at least 12 characters".to_owned());
-    }
+    valid_password(password)?;
     let mut id = [0u8; 12];
     rng.fill(&mut id)
         .map_err(|_| "random source failed".to_owned())?;
-    let password = password.to_owned();
-    let rng2 = rng.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password, &rng2))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| "password hashing failed".to_owned())?;
+    let hash = hash_password(password, rng).await?;
     let user = User {
         id: format!("u_{}", B64.encode(id).replace(['+', '/'], "x")),
         username: username.to_owned(),
         password_hash: hash,
         is_admin,
+        disabled: false,
     };
     match store.create_user(&user, now()).await {
         Ok(true) => Ok(()),

@@ -4,6 +4,7 @@
 //!
 //! This is the only place where an [`OAuthError`] becomes an HTTP response.
 
+mod accounts;
 mod authorize;
 mod cimd;
 mod clients;
@@ -28,6 +29,7 @@ use portcullis_oauth::{ErrorCode, OAuthError, ScopeSet};
 use portcullis_store::Store;
 use ring::rand::SystemRandom;
 
+pub use accounts::{password_link, set_password};
 pub use authorize::create_user;
 pub use cimd::CimdPolicy;
 pub use crypto::MasterKey;
@@ -47,6 +49,8 @@ pub mod paths {
     pub const INTROSPECT: &str = "/oauth/introspect";
     pub const JWKS: &str = "/oauth/jwks";
     pub const SETUP: &str = "/setup";
+    /// One-time links: accept an invitation, or choose a new password.
+    pub const PASSWORD: &str = "/oauth/password";
     pub const STYLE: &str = "/oauth/style.css";
 }
 
@@ -109,6 +113,8 @@ pub struct AsConfig {
     pub max_registration_bytes: usize,
     /// Registered clients allowed in total.
     pub max_clients: i64,
+    /// Anyone may create an account from the sign-in page.
+    pub allow_signup: bool,
 }
 
 impl AsConfig {
@@ -144,6 +150,7 @@ impl AsConfig {
             admin_password: None,
             max_registration_bytes: 16 * 1024,
             max_clients: 10_000,
+            allow_signup: false,
         })
     }
 
@@ -397,6 +404,10 @@ impl AuthServer {
             .route(
                 paths::SETUP,
                 get(authorize::setup_page).post(authorize::setup),
+            )
+            .route(
+                paths::PASSWORD,
+                get(accounts::password_page).post(accounts::password),
             )
             .route(paths::STYLE, get(pages::style))
             .route(paths::TOKEN, post(token::token))
