@@ -167,11 +167,11 @@ where
             match boot {
                 Bootstrap::Ready => {}
                 Bootstrap::AdminCreated(name) => {
-                    tracing::info!(user = %name, "admin account created from PORTCULLIS_ADMIN_PASSWORD")
+                    tracing::info!(user = %name, "admin account created with the configured password")
                 }
                 Bootstrap::SetupLink(link) => tracing::warn!(
                     "no account exists yet: open this one-time link to create the admin account: {link} \
-                     (or restart with PORTCULLIS_ADMIN_PASSWORD set)"
+                     (or create it with `portcullis user add`)"
                 ),
             }
             server.spawn_upkeep();
