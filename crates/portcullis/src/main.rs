@@ -15,7 +15,11 @@ use portcullis::tools::PortcullisTools;
 /// Every setting is a flag, a PORTCULLIS_* environment variable, or a key in the TOML file
 /// named by --config (flags win over the environment, the environment over the file).
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about, long_about = None)]
+#[command(
+    name = "portcullis",
+    version,
+    after_help = "Start here:\n  portcullis serve                         serve http://127.0.0.1:8080/mcp (logs a link that creates the admin)\n  portcullis serve --config portcullis.toml\n  portcullis config check --config portcullis.toml\n  portcullis user invite bob --config portcullis.toml\n  portcullis doctor https://mcp.example.com/mcp\n\nEach command's --help lists its settings. The deployment guide is docs/deploy.md."
+)]
 struct Cli {
     /// A TOML file of settings: the flag names as keys (public_url = "https://…/mcp").
     #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]

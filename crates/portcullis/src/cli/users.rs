@@ -15,11 +15,12 @@ pub enum UserCommand {
     /// (`echo "$PASSWORD" | portcullis user add alice --password-stdin`). To let the person
     /// choose their own password, use `user invite` instead.
     Add {
+        /// The name to sign in with: 1 to 64 letters, digits and . _ @ -
         username: String,
         /// Read the password (at least 12 characters) from standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
-        /// The account administers the server.
+        /// The account will administer the server.
         #[arg(long)]
         admin: bool,
         #[command(flatten)]
@@ -27,7 +28,9 @@ pub enum UserCommand {
     },
     /// Print a one-time link where the person creates their account by choosing a password.
     Invite {
+        /// The name the account will have.
         username: String,
+        /// The account will administer the server.
         #[arg(long)]
         admin: bool,
         /// How long the link works: 30m, 72h, 7d.
@@ -72,6 +75,7 @@ pub enum UserCommand {
         expires: i64,
         #[command(flatten)]
         link: LinkArgs,
+        /// Print {"link": …, "expires": …} instead of a sentence.
         #[arg(long)]
         json: bool,
     },
