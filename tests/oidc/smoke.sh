@@ -89,7 +89,9 @@ disc=$(curl -sf "$iss/.well-known/openid-configuration") || fail "no discovery d
 [[ "$(jget "$disc" code_challenge_methods_supported)" == *'"S256"'* ]] || fail "S256 not in code_challenge_methods_supported"
 reg=$(jget "$disc" registration_endpoint)
 [ -n "$reg" ] || fail "no registration_endpoint although dcr is on"
-ok "discovery: issuer, jwks_uri, S256, registration_endpoint"
+as=$(curl -sf "$iss/.well-known/oauth-authorization-server") || fail "no RFC 8414 metadata at $iss"
+[ "$(jget "$as" issuer)" = "$iss" ] || fail "RFC 8414 issuer $(jget "$as" issuer) != $iss"
+ok "discovery (OpenID and RFC 8414): issuer, jwks_uri, S256, registration_endpoint"
 
 dcr=$(curl -sf -X POST -H 'content-type: application/json' "$reg" \
   -d '{"redirect_uris":["http://127.0.0.1:3000/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"client_name":"smoke"}') \
