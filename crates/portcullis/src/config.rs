@@ -47,10 +47,39 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
 
-    /// Who may call the tools: `embedded` (OAuth 2.1, this server issues the tokens) or
-    /// `none` (no authentication; loopback addresses only, for development).
+    /// Who may call the tools: `embedded` (OAuth 2.1, this server issues the tokens),
+    /// `external` (tokens from the authorization server named by --issuer; this server only
+    /// checks them) or `none` (no authentication; loopback addresses only, for development).
     #[arg(long, env = "PORTCULLIS_AUTH", value_enum, default_value_t = AuthChoice::Embedded)]
     pub auth: AuthChoice,
+
+    /// With --auth external: the external authorization server's issuer URL, exactly as its
+    /// metadata states it (https://idp.example.com/realms/main).
+    #[arg(long, env = "PORTCULLIS_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// With --auth external: the `aud` values accepted, comma-separated (default: the public
+    /// URL). For providers that name the API otherwise, e.g. api://portcullis.
+    #[arg(long, env = "PORTCULLIS_AUDIENCE", value_delimiter = ',')]
+    pub audience: Vec<String>,
+
+    /// With --auth external: the claim that holds the scopes, `scope` or `scp`.
+    #[arg(long, env = "PORTCULLIS_SCOPE_CLAIM", default_value = "scope")]
+    pub scope_claim: String,
+
+    /// With --auth external: check tokens as signed JWTs against the issuer's keys (`jwt`),
+    /// or ask the issuer's introspection endpoint (`introspection`, for opaque tokens).
+    #[arg(long, env = "PORTCULLIS_TOKEN_CHECK", value_enum, default_value_t = TokenCheckChoice::Jwt)]
+    pub token_check: TokenCheckChoice,
+
+    /// With --token-check introspection: this server's client id at the issuer.
+    #[arg(long, env = "PORTCULLIS_INTROSPECTION_CLIENT_ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// With --token-check introspection: file holding that client's secret
+    /// (PORTCULLIS_INTROSPECTION_CLIENT_SECRET takes the secret itself).
+    #[arg(long, env = "PORTCULLIS_INTROSPECTION_CLIENT_SECRET_FILE")]
+    pub introspection_client_secret_file: Option<std::path::PathBuf>,
 
     /// Offer the built-in notes toolset (each signed-in user's own notes). `--notes false`
     /// leaves only `whoami`.
@@ -160,6 +189,11 @@ pub struct ServeArgs {
     )]
     pub insecure_client_metadata_loopback: bool,
 
+    /// TEST ONLY: let the external authorization server be on a loopback address (and plain
+    /// http there). Never in production.
+    #[arg(long, env = "PORTCULLIS_INSECURE_ISSUER_LOOPBACK", hide = true)]
+    pub insecure_issuer_loopback: bool,
+
     /// TEST ONLY: extra root certificates (PEM) trusted when fetching client metadata documents.
     #[arg(long, env = "PORTCULLIS_CLIENT_METADATA_EXTRA_CA", hide = true)]
     pub client_metadata_extra_ca: Option<std::path::PathBuf>,
@@ -201,7 +235,14 @@ impl DatabaseArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthChoice {
     Embedded,
+    External,
     None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenCheckChoice {
+    Jwt,
+    Introspection,
 }
 
 /// How the served endpoint is protected, before the async start-up makes it real.
@@ -210,6 +251,12 @@ pub enum AuthPlan {
     None,
     Embedded {
         config: Box<AsConfig>,
+        database_url: String,
+    },
+    /// Tokens from another authorization server; the database keeps the notes and the
+    /// audit log.
+    External {
+        config: Box<portcullis_authz::external::ExternalConfig>,
         database_url: String,
     },
 }
@@ -346,8 +393,25 @@ impl ServeArgs {
             }
         }
 
+        if self.auth != AuthChoice::External {
+            for (set, name) in [
+                (self.issuer.is_some(), "--issuer"),
+                (!self.audience.is_empty(), "--audience"),
+                (
+                    self.introspection_client_id.is_some(),
+                    "--introspection-client-id",
+                ),
+            ] {
+                if set {
+                    return Err(ConfigError(format!(
+                        "{name} applies only with --auth external: add --auth external, or drop {name}"
+                    )));
+                }
+            }
+        }
         let plan = match self.auth {
             AuthChoice::None => AuthPlan::None,
+            AuthChoice::External => self.external_plan(&public_url)?,
             AuthChoice::Embedded => {
                 for (name, v) in [
                     ("--access-token-ttl", self.access_token_ttl),
@@ -455,6 +519,93 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--auth external`: the issuer, how its tokens are checked, and what they must say.
+    fn external_plan(&self, public_url: &str) -> Result<AuthPlan, ConfigError> {
+        use portcullis_authz::external::{ExternalConfig, TokenCheck};
+        let issuer = self.issuer.as_deref().ok_or_else(|| {
+            ConfigError(
+                "--auth external needs --issuer: the authorization server's issuer URL, e.g. https://idp.example.com".into(),
+            )
+        })?;
+        let parsed = url::Url::parse(issuer).map_err(|e| {
+            ConfigError(format!(
+                "--issuer {issuer:?} is not a URL ({e}): give e.g. https://idp.example.com"
+            ))
+        })?;
+        let loopback_http = parsed.scheme() == "http"
+            && self.insecure_issuer_loopback
+            && parsed
+                .host()
+                .is_some_and(|h| portcullis_oauth::redirect::is_loopback_host(&h));
+        if parsed.scheme() != "https" && !loopback_http {
+            return Err(ConfigError(format!(
+                "--issuer {issuer:?} must be an https URL (clients and this server fetch its metadata)"
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ConfigError(format!(
+                "--issuer {issuer:?} must not have a query or fragment"
+            )));
+        }
+        let mut c = ExternalConfig::new(issuer, public_url);
+        let audiences: Vec<String> = self
+            .audience
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if !audiences.is_empty() {
+            c.audiences = audiences;
+        }
+        if !matches!(self.scope_claim.as_str(), "scope" | "scp") {
+            return Err(ConfigError(format!(
+                "--scope-claim {:?} is not supported: use scope or scp",
+                self.scope_claim
+            )));
+        }
+        c.scope_claim = self.scope_claim.clone();
+        c.check = match self.token_check {
+            TokenCheckChoice::Jwt => TokenCheck::Jwt,
+            TokenCheckChoice::Introspection => {
+                let client_id = self.introspection_client_id.clone().ok_or_else(|| {
+                    ConfigError(
+                        "--token-check introspection needs --introspection-client-id (this server's client at the issuer)".into(),
+                    )
+                })?;
+                let env = std::env::var("PORTCULLIS_INTROSPECTION_CLIENT_SECRET")
+                    .ok()
+                    .filter(|v| !v.is_empty());
+                let client_secret = match (env, &self.introspection_client_secret_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError(
+                            "PORTCULLIS_INTROSPECTION_CLIENT_SECRET and --introspection-client-secret-file are both set: keep one".into(),
+                        ));
+                    }
+                    (Some(secret), None) => secret,
+                    (None, Some(file)) => crate::settings::read_secret_file(
+                        "--introspection-client-secret-file",
+                        file,
+                    )
+                    .map_err(ConfigError)?,
+                    (None, None) => {
+                        return Err(ConfigError(
+                            "--token-check introspection needs the client's secret: --introspection-client-secret-file FILE or PORTCULLIS_INTROSPECTION_CLIENT_SECRET".into(),
+                        ));
+                    }
+                };
+                TokenCheck::Introspection {
+                    client_id,
+                    client_secret,
+                }
+            }
+        };
+        c.fetch.allow_loopback = self.insecure_issuer_loopback;
+        Ok(AuthPlan::External {
+            config: Box::new(c),
+            database_url: self.db.url()?,
+        })
+    }
+
     /// The first admin's password: PORTCULLIS_ADMIN_PASSWORD, or the file named by
     /// --admin-password-file.
     fn admin_password(&self) -> Result<Option<String>, ConfigError> {

@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             let args = *args;
             // Notes belong to signed-in users and live in the database: without the
             // authorization server (--auth none) there is neither, so only whoami is offered.
-            let notes = args.notes && args.auth == AuthChoice::Embedded;
+            let notes = args.notes && args.auth != AuthChoice::None;
             let tools = if notes {
                 PortcullisTools::with_notes
             } else {

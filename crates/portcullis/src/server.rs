@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use portcullis_authz::AuthMode;
+use portcullis_authz::external::External;
+use portcullis_authz::guard::{Guard, GuardConfig};
 use portcullis_authz::server::{AuthServer, Bootstrap};
 use portcullis_store::Store;
 
@@ -188,7 +190,26 @@ where
                     }
                 }
             }
-            Some(server)
+            Some(Protection::Embedded(server))
+        }
+        AuthPlan::External {
+            config: external,
+            database_url,
+        } => {
+            let store = Store::open(database_url).await.map_err(|e| {
+                io::Error::other(format!("cannot open the database {database_url}: {e}"))
+            })?;
+            let issuer = external.issuer.clone();
+            let external =
+                External::discover((**external).clone(), portcullis_authz::server::now())
+                    .await
+                    .map_err(io::Error::other)?;
+            let guard = Arc::new(Guard::external(
+                external_guard_config(&config.public_url, &issuer),
+                external,
+            ));
+            tracing::info!(%issuer, "accepting tokens from the external authorization server");
+            Some(Protection::External(ExternalResource { guard, store }))
         }
     };
     if let Some(addr) = config.metrics_bind {
@@ -208,7 +229,7 @@ where
             }
         });
     }
-    let (router, handle) = app_router(config.host.clone(), auth.as_ref(), factory);
+    let (router, handle) = app_router(config.host.clone(), auth, factory);
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
@@ -218,51 +239,124 @@ where
     serve(listener, router, handle, config.shutdown_grace, shutdown).await
 }
 
+/// What protects the endpoint, once started.
+#[derive(Debug, Clone)]
+pub enum Protection {
+    /// The embedded authorization server issues the tokens.
+    Embedded(Arc<AuthServer>),
+    /// An external authorization server issues them; this server checks them.
+    External(ExternalResource),
+}
+
+/// External mode's pieces: the guard that checks the external tokens, and the database of
+/// the notes and the audit log.
+#[derive(Debug, Clone)]
+pub struct ExternalResource {
+    pub guard: Arc<Guard>,
+    pub store: Store,
+}
+
+impl Protection {
+    pub fn guard(&self) -> Arc<Guard> {
+        match self {
+            Protection::Embedded(server) => server.guard(),
+            Protection::External(r) => r.guard.clone(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        match self {
+            Protection::Embedded(server) => server.store(),
+            Protection::External(r) => &r.store,
+        }
+    }
+}
+
+impl From<&Arc<AuthServer>> for Protection {
+    fn from(server: &Arc<AuthServer>) -> Self {
+        Protection::Embedded(server.clone())
+    }
+}
+
+/// The guard of external mode: the resource is this endpoint, the issuer the external one.
+pub fn external_guard_config(public_url: &str, issuer: &str) -> GuardConfig {
+    let metadata_url = url::Url::parse(public_url)
+        .map(|u| {
+            format!(
+                "{}{}{}",
+                u.origin().ascii_serialization(),
+                portcullis_authz::guard::PRM_PATH,
+                u.path().trim_end_matches('/')
+            )
+        })
+        .unwrap_or_default();
+    let baseline = ["mcp", "notes:read"];
+    GuardConfig {
+        resource: public_url.to_owned(),
+        issuer: issuer.to_owned(),
+        metadata_url,
+        required_scopes: portcullis_oauth::ScopeSet::parse("mcp").unwrap_or_default(),
+        challenge_scopes: portcullis_oauth::ScopeSet::parse(&baseline.join(" "))
+            .unwrap_or_default(),
+        scopes_supported: baseline.map(str::to_owned).to_vec(),
+        access_ttl: 3600,
+        implied_scopes: vec![("notes:write".into(), "notes:read".into())],
+    }
+}
+
 /// The whole application: the MCP endpoint behind the gate (with the guard of `auth`, when
-/// given), the authorization server's routes, and CORS around all of it.
-pub fn app_router<S, F>(
+/// given), the authorization server's routes (or, in external mode, the protected resource
+/// metadata), and CORS around all of it.
+pub fn app_router<'a, S, F>(
     mut host: HostConfig,
-    auth: Option<&Arc<AuthServer>>,
+    auth: Option<impl Into<Protection> + 'a>,
     factory: F,
 ) -> (Router, HostHandle)
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    if let Some(server) = auth {
-        host.auth = AuthMode::Bearer(server.guard());
+    let auth: Option<Protection> = auth.map(Into::into);
+    if let Some(p) = &auth {
+        host.auth = AuthMode::Bearer(p.guard());
         host.session_directory =
             host.instance_url
                 .clone()
                 .map(|instance_url| crate::host::relay::SessionDirectory {
-                    store: server.store().clone(),
+                    store: p.store().clone(),
                     instance_url,
                 });
     }
     let (mut router, handle) = mcp_router(&host, factory);
-    if let Some(server) = auth {
+    if let Some(p) = &auth {
         // Every tool call (and every call refused for scope) goes to the audit log, unless
         // the audit is turned off (benchmarks measure what it costs).
         if host.audit {
             let audit = AuditLog::spawn(
-                server.store().clone(),
+                p.store().clone(),
                 host.audit_arguments,
                 host.audit_retention,
             );
             router = router.layer(axum::Extension(audit));
         }
-        // Tools that keep data (the notes) find the database in the request extensions, and
-        // confirmations the key their requestState is sealed with.
-        router = router
-            .layer(axum::Extension(server.store().clone()))
-            .layer(axum::Extension(crate::tools::confirm::RequestStateKey(
-                server.request_state_key(),
-            )))
-            .merge(server.router());
+        // Tools that keep data (the notes) find the database in the request extensions.
+        router = router.layer(axum::Extension(p.store().clone()));
+        router = match p {
+            // Confirmations seal their requestState with the key all instances share.
+            Protection::Embedded(server) => router
+                .layer(axum::Extension(crate::tools::confirm::RequestStateKey(
+                    server.request_state_key(),
+                )))
+                .merge(server.router()),
+            Protection::External(r) => router.merge(r.guard.metadata_routes(&host.mcp_path)),
+        };
     }
-    let mut router = router
-        .layer(CorsLayer::new(host.policy.clone()))
-        .merge(crate::health::router(auth.cloned()));
+    let mut router =
+        router
+            .layer(CorsLayer::new(host.policy.clone()))
+            .merge(crate::health::router(
+                auth.as_ref().map(|p| (p.store().clone(), p.guard())),
+            ));
     if crate::metrics::enabled() {
         // After routing, so each request is counted under the pattern it matched.
         router = router.route_layer(axum::middleware::from_fn(crate::metrics::track));

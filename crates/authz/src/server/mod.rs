@@ -39,7 +39,7 @@ use crate::guard::{Guard, GuardConfig, KeySet, RevocationList};
 /// Where each endpoint lives, relative to the issuer.
 pub mod paths {
     pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
-    pub const PRM: &str = "/.well-known/oauth-protected-resource";
+    pub const PRM: &str = crate::guard::PRM_PATH;
     pub const AUTHORIZE: &str = "/oauth/authorize";
     pub const LOGIN: &str = "/oauth/login";
     pub const CONSENT: &str = "/oauth/consent";
@@ -385,15 +385,8 @@ impl AuthServer {
 
     /// The routes of the authorization server and of the protected resource metadata.
     pub fn router(self: &Arc<Self>) -> Router {
-        let prm_path = format!(
-            "{}{}",
-            paths::PRM,
-            self.config.mcp_path.trim_end_matches('/')
-        );
         Router::new()
             .route(paths::AS_METADATA, get(metadata))
-            .route(paths::PRM, get(resource_metadata))
-            .route(&prm_path, get(resource_metadata))
             .route(paths::JWKS, get(jwks))
             .route(paths::AUTHORIZE, get(authorize::authorize))
             .route(paths::LOGIN, post(authorize::login))
@@ -415,6 +408,7 @@ impl AuthServer {
             .route(paths::REVOKE, post(revoke::revoke))
             .route(paths::INTROSPECT, post(revoke::introspect))
             .with_state(self.clone())
+            .merge(self.guard.metadata_routes(&self.config.mcp_path))
     }
 
     /// The address a request came from: the peer, or, when the peer is a configured proxy,
@@ -461,16 +455,6 @@ async fn metadata(axum::extract::State(s): axum::extract::State<Arc<AuthServer>>
         "resource_parameter_supported": true,
     });
     json_response(StatusCode::OK, &body, "public, max-age=300")
-}
-
-async fn resource_metadata(
-    axum::extract::State(s): axum::extract::State<Arc<AuthServer>>,
-) -> Response {
-    json_response(
-        StatusCode::OK,
-        &s.guard.resource_metadata(),
-        "public, max-age=300",
-    )
 }
 
 async fn jwks(axum::extract::State(s): axum::extract::State<Arc<AuthServer>>) -> Response {

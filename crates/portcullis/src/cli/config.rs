@@ -85,6 +85,14 @@ pub fn check(
         AuthPlan::Embedded { config: c, .. } => {
             format!("embedded authorization server, issuer {}", c.issuer)
         }
+        AuthPlan::External { config: c, .. } => format!(
+            "tokens from the external authorization server {} (checked by {})",
+            c.issuer,
+            match c.check {
+                portcullis_authz::external::TokenCheck::Jwt => "signature",
+                portcullis_authz::external::TokenCheck::Introspection { .. } => "introspection",
+            }
+        ),
     };
     out.push_str(&format!(
         "\nconfiguration is valid: MCP endpoint {} on {}, {auth}\n",
