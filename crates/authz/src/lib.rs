@@ -5,6 +5,7 @@
 //! The guard depends on the OAuth core and not on the authorization server, so the same
 //! guard can serve tokens from an external authorization server.
 
+pub mod forwarded;
 pub mod guard;
 pub mod server;
 

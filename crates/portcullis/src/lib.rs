@@ -14,6 +14,7 @@ pub mod request_id;
 pub mod server;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod tools;
 
 pub use portcullis_authz::{AuthMode, Principal};
