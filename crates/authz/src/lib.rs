@@ -7,6 +7,7 @@
 
 pub mod external;
 pub mod fetch;
+pub mod forwarded;
 pub mod guard;
 pub mod server;
 

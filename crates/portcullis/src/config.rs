@@ -2,13 +2,16 @@
 //! (`PORTCULLIS_` + the flag in upper case), turned into a checked [`ServeConfig`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use portcullis_authz::AuthMode;
+use portcullis_authz::forwarded::ProxyRange;
 use portcullis_authz::server::{AsConfig, CimdPolicy};
 
 use crate::host::{HostConfig, OriginPolicy, OriginRule};
+use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -176,10 +179,27 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_INSTANCE_URL")]
     pub instance_url: Option<String>,
 
-    /// Proxy addresses whose X-Forwarded-For names the real client (for rate limits),
-    /// comma-separated. Forwarded headers from anyone else are ignored.
+    /// Reverse proxies whose X-Forwarded-For names the real client (for rate limits and
+    /// logs), comma-separated: addresses or CIDR ranges (127.0.0.1, 10.0.0.0/8, fd00::/8).
+    /// Forwarded headers from anyone else are ignored. The public URL is never taken from
+    /// forwarded headers: set --public-url.
     #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ProxyRange>,
+
+    /// Serve HTTPS with this certificate chain (PEM file, the server's certificate first,
+    /// then intermediates). Needs --tls-key. Reloaded without a restart when the file
+    /// changes, or on SIGHUP.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC). Needs --tls-cert.
+    #[arg(long, env = "PORTCULLIS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between checks of --tls-cert and --tls-key for a new certificate; 0 checks
+    /// only on SIGHUP.
+    #[arg(long, env = "PORTCULLIS_TLS_RELOAD_INTERVAL", default_value_t = 5)]
+    pub tls_reload_interval: u64,
 
     /// TEST ONLY: fetch client metadata documents from loopback addresses. Never in production.
     #[arg(
@@ -271,6 +291,8 @@ pub struct ServeConfig {
     pub host: HostConfig,
     pub shutdown_grace: Duration,
     pub auth: AuthPlan,
+    /// Serve HTTPS with these files (else plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -331,6 +353,28 @@ impl ServeArgs {
             ));
         }
 
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                poll: (self.tls_reload_interval > 0)
+                    .then(|| Duration::from_secs(self.tls_reload_interval)),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "--tls-cert needs --tls-key (PORTCULLIS_TLS_KEY): the certificate's private key, PEM".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "--tls-key needs --tls-cert (PORTCULLIS_TLS_CERT): the certificate chain, PEM"
+                        .into(),
+                ));
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+
         let (public_url, url_path, url_authority) = match &self.public_url {
             Some(url) => {
                 let (authority, path) = parse_public_url(url)?;
@@ -339,7 +383,7 @@ impl ServeArgs {
             None => {
                 let path = self.mcp_path.clone().unwrap_or_else(|| "/mcp".to_owned());
                 (
-                    format!("http://{}{path}", display_addr(self.bind)),
+                    format!("{scheme}://{}{path}", display_addr(self.bind)),
                     path,
                     None,
                 )
@@ -460,6 +504,13 @@ impl ServeArgs {
             .as_deref()
             .map(check_instance_url)
             .transpose()?;
+        if instance_url.is_some() && tls.is_some() {
+            return Err(ConfigError(
+                "--instance-url relays requests between instances over plain HTTP, which a listener serving \
+                 HTTPS (--tls-cert) does not accept: terminate TLS at the load balancer instead"
+                    .into(),
+            ));
+        }
         if instance_url.is_some() && matches!(plan, AuthPlan::None) {
             return Err(ConfigError(
                 "--instance-url needs the database that instances share: drop --auth none".into(),
@@ -511,9 +562,11 @@ impl ServeArgs {
                     Default::default()
                 }),
                 instance_url,
+                trusted_proxies: self.trusted_proxies.clone().into(),
                 ..HostConfig::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            tls,
         })
     }
 }
@@ -735,6 +788,62 @@ mod tests {
         let e = config(&["--refresh-grace", "301"]).unwrap_err().to_string();
         assert!(e.contains("--refresh-grace 301 is out of range"), "{e}");
         assert!(config(&["--refresh-grace", "0"]).is_ok());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_the_default_url_https() {
+        let c = config(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(c.public_url, "https://127.0.0.1:8080/mcp");
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("c.pem"));
+        assert_eq!(tls.poll, Some(Duration::from_secs(5)));
+        let c = config(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-reload-interval",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.tls.unwrap().poll, None, "0: only on SIGHUP");
+        assert!(config(&[]).unwrap().tls.is_none());
+        let e = config(&["--tls-cert", "c.pem"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-cert needs --tls-key"), "{e}");
+        let e = config(&["--tls-key", "k.pem"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-key needs --tls-cert"), "{e}");
+        let e = config(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--instance-url",
+            "http://10.0.0.5:8080",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("terminate TLS at the load balancer"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let c = config(&["--trusted-proxies", "127.0.0.1,10.0.0.0/8,fd00::/8"]).unwrap();
+        assert_eq!(c.host.trusted_proxies.len(), 3);
+        let AuthPlan::Embedded {
+            config: as_config, ..
+        } = &c.auth
+        else {
+            panic!("embedded by default")
+        };
+        assert_eq!(as_config.trusted_proxies.len(), 3);
+        assert!(c.host.trusted_proxies[1].contains("10.9.8.7".parse().unwrap()));
+        let mut argv = vec!["portcullis", "--trusted-proxies", "10.0.0.0/8,proxy.local"];
+        let e = match Cli::try_parse_from(argv.drain(..)) {
+            Ok(_) => panic!("a name is not an address"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("--trusted-proxies"), "{e}");
+        assert!(e.contains("is not an IP address or range"), "{e}");
     }
 
     #[test]

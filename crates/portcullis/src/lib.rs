@@ -2,8 +2,9 @@
 //!
 //! This crate is the MCP host (rmcp's Streamable HTTP service behind Portcullis's gate,
 //! [`host`]), the built-in tools ([`tools`]), and the pieces of the `portcullis` binary
-//! that other programs reuse: configuration ([`config`]) and the listener with graceful
-//! shutdown ([`server`]), and an in-process client for tests ([`testing`]).
+//! that other programs reuse: configuration ([`config`]), the listener with graceful
+//! shutdown ([`server`]) and its HTTPS with certificate reload ([`tls`]), and an in-process
+//! client for tests ([`testing`]).
 
 pub mod audit;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod server;
 pub mod settings;
 pub mod testing;
 pub mod time;
+pub mod tls;
 pub mod tools;
 
 pub use portcullis_authz::{AuthMode, Principal};

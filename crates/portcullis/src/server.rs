@@ -1,7 +1,12 @@
-//! The listener: TCP_NODELAY on every connection and graceful shutdown.
+//! The listener: TCP_NODELAY on every connection, HTTPS when configured, and graceful
+//! shutdown.
 //!
 //! axum's `serve` leaves Nagle's algorithm on; with small SSE frames and delayed ACKs that
 //! stalls responses by about 40 ms each, so every accepted socket gets `TCP_NODELAY`.
+//! Plain HTTP is served by axum's `serve`; HTTPS by an accept loop of ours (axum has none
+//! for TLS) that does the handshake in each connection's task and hands the decrypted
+//! stream to hyper's HTTP/1.1 server, with the peer address in the request extensions as
+//! axum's `ConnectInfo`, like the plain listener.
 //! On SIGTERM/SIGINT the listener stops accepting, in-flight requests finish (bounded by
 //! the grace period), and only then are long-lived streams and sessions closed.
 
@@ -26,6 +31,13 @@ use crate::audit::AuditLog;
 
 use crate::config::{AuthPlan, ServeArgs, ServeConfig};
 use crate::host::{CorsLayer, HostConfig, HostHandle, mcp_router};
+use crate::tls::Tls;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (over TLS; also what ends an
+/// idle keep-alive connection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -138,6 +150,13 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
+    // The certificate first: a wrong file is the likelier mistake, and says which file.
+    let tls = config
+        .tls
+        .clone()
+        .map(Tls::new)
+        .transpose()
+        .map_err(io::Error::other)?;
     let listener = TcpListener::bind(config.bind).await.map_err(|err| {
         io::Error::new(
             err.kind(),
@@ -236,7 +255,15 @@ where
         mcp = %config.public_url,
         "portcullis ready"
     );
-    serve(listener, router, handle, config.shutdown_grace, shutdown).await
+    serve_with(
+        listener,
+        router,
+        handle,
+        config.shutdown_grace,
+        shutdown,
+        tls,
+    )
+    .await
 }
 
 /// What protects the endpoint, once started.
@@ -361,7 +388,10 @@ where
         // After routing, so each request is counted under the pattern it matched.
         router = router.route_layer(axum::middleware::from_fn(crate::metrics::track));
     }
-    let router = router.layer(axum::middleware::from_fn(crate::request_id::tag));
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        host.trusted_proxies.clone(),
+        crate::request_id::tag,
+    ));
     (router, handle)
 }
 
@@ -372,6 +402,30 @@ pub async fn serve(
     handle: HostHandle,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(listener, router, handle, grace, shutdown, None).await
+}
+
+/// Serves `router` over HTTPS on `listener`, like [`serve`], reloading the certificate
+/// when its files change or on SIGHUP.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    handle: HostHandle,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Tls,
+) -> io::Result<()> {
+    serve_with(listener, router, handle, grace, shutdown, Some(tls)).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    handle: HostHandle,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<Tls>,
 ) -> io::Result<()> {
     let stop = CancellationToken::new();
     let trigger = stop.clone();
@@ -396,16 +450,28 @@ pub async fn serve(
         drain_handle.streams.cancel();
     });
 
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
+    let server = async {
+        match tls {
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(%err, "could not set TCP_NODELAY");
+                    }
+                });
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await
+            }
+            Some(tls) => {
+                tls.spawn_reloader(stop.clone());
+                accept_tls(listener, router, tls, stop.clone()).await;
+                Ok(())
+            }
         }
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    };
     let hard_stop = async {
         stop.cancelled().await;
         tokio::time::sleep(grace + Duration::from_secs(2)).await;
@@ -417,4 +483,78 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Accepts TLS connections until `stop`, then waits for the open ones: each finishes the
+/// request it is serving and closes (idle keep-alive connections close at once).
+async fn accept_tls(listener: TcpListener, router: Router, tls: Tls, stop: CancellationToken) {
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) if is_connection_error(&err) => continue,
+                Err(err) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::error!(%err, "cannot accept connections; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+        // Watched from the start, so shutdown also waits for (or ends) handshakes.
+        let watcher = connections.watcher();
+        let acceptor = tls.acceptor.clone();
+        let router = router.clone();
+        let http = http.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let stream = tokio::select! {
+                () = stop.cancelled() => return,
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(router.clone(), request)
+                },
+            );
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Errors of one incoming connection, not of the listener.
+fn is_connection_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }

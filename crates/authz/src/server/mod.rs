@@ -101,8 +101,8 @@ pub struct AsConfig {
     /// Broader scopes that satisfy narrower ones, as `(broad, narrow)`.
     pub implied_scopes: Vec<(&'static str, &'static str)>,
     pub cimd: CimdPolicy,
-    /// Peers whose `X-Forwarded-For` names the real client address.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers (addresses or ranges) whose `X-Forwarded-For` names the real client address.
+    pub trusted_proxies: Vec<crate::forwarded::ProxyRange>,
     /// Where the master key is kept when `master_key_env` is not set.
     pub master_key_file: PathBuf,
     pub master_key_env: Option<String>,
@@ -411,22 +411,9 @@ impl AuthServer {
             .merge(self.guard.metadata_routes(&self.config.mcp_path))
     }
 
-    /// The address a request came from: the peer, or, when the peer is a configured proxy,
-    /// the last `X-Forwarded-For` entry (the address that proxy saw; earlier entries are
-    /// whatever the client chose to send).
+    /// The address a request came from, for rate limits: see [`crate::forwarded::client_ip`].
     fn client_ip(&self, peer: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> IpAddr {
-        let peer = peer.map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if self.config.trusted_proxies.contains(&peer) {
-            let forwarded = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse().ok());
-            if let Some(ip) = forwarded {
-                return ip;
-            }
-        }
-        peer
+        crate::forwarded::client_ip(peer.map(|c| c.0), headers, &self.config.trusted_proxies)
     }
 }
 
