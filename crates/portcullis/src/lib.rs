@@ -3,10 +3,12 @@
 //! This crate is the MCP host (rmcp's Streamable HTTP service behind Portcullis's gate,
 //! [`host`]), the built-in tools ([`tools`]), and the pieces of the `portcullis` binary
 //! that other programs reuse: configuration ([`config`]) and the listener with graceful
-//! shutdown ([`server`]), and an in-process client for tests ([`testing`]).
+//! shutdown ([`server`]), an in-process client for tests ([`testing`]), and the connector
+//! doctor that checks any deployed MCP server as clients see it ([`doctor`]).
 
 pub mod audit;
 pub mod config;
+pub mod doctor;
 pub mod health;
 pub mod host;
 pub mod metrics;
