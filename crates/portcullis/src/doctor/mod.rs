@@ -918,7 +918,7 @@ impl Doctor {
         let issuer_url = match Url::parse(&issuer) {
             Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback(&u)) => u,
             Ok(u) if u.scheme() == "http" => {
-                self.warn_later_http_issuer(&issuer);
+                self.note_http_issuer(&issuer);
                 u
             }
             _ => {
@@ -1042,7 +1042,7 @@ impl Doctor {
         })
     }
 
-    fn warn_later_http_issuer(&mut self, issuer: &str) {
+    fn note_http_issuer(&mut self, issuer: &str) {
         self.notes.push(format!(
             "the authorization server {issuer} uses plain http on a public host; OAuth requires https for every endpoint"
         ));
