@@ -47,6 +47,10 @@ enum Command {
     /// Create or upgrade the database schema, then exit (`serve` does this too on start;
     /// run it on its own before rolling out a new release to several instances).
     Migrate(MigrateArgs),
+    /// Check a deployed MCP server (any, not only Portcullis) the way Claude, ChatGPT,
+    /// VS Code, Cursor and the MCP Inspector connect to it; prints each problem with its fix.
+    #[command(long_about = portcullis::doctor::LONG_ABOUT)]
+    Doctor(portcullis::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +197,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Doctor(args) => portcullis::doctor::command(args),
         Command::Serve(args) => {
             let args = *args;
             // Notes belong to signed-in users and live in the database: without the
