@@ -257,8 +257,13 @@ impl External {
 
     /// Rereads the JWKS if the last read is older than the floor; true when it did.
     async fn refresh_keys_limited(&self, now: i64) -> bool {
+        let fetched_at = || self.keys.read().map(|k| k.fetched_at).unwrap_or(0);
+        let before = fetched_at();
         let _one_at_a_time = self.refetching.lock().await;
-        let last = self.keys.read().map(|k| k.fetched_at).unwrap_or(0);
+        let last = fetched_at();
+        if last != before {
+            return true; // reread by the request this one waited for: check again
+        }
         if last + JWKS_REFETCH_FLOOR > now {
             return false;
         }

@@ -185,10 +185,12 @@ impl Guard {
     }
 
     /// The routes that serve the protected resource metadata (RFC 9728): at the root
-    /// well-known path, and with the endpoint's path inserted (`mcp_path`), where clients
-    /// look first.
-    pub fn metadata_routes(self: &Arc<Self>, mcp_path: &str) -> axum::Router {
-        let inserted = format!("{PRM_PATH}{}", mcp_path.trim_end_matches('/'));
+    /// well-known path, and with the resource's path inserted, where clients look first.
+    pub fn metadata_routes(self: &Arc<Self>) -> axum::Router {
+        let path = url::Url::parse(&self.config.resource)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let inserted = format!("{PRM_PATH}{path}");
         let me = self.clone();
         let serve = move || {
             let doc = me.resource_metadata().to_string();

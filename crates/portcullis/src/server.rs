@@ -375,7 +375,7 @@ where
                     server.request_state_key(),
                 )))
                 .merge(server.router()),
-            Protection::External(r) => router.merge(r.guard.metadata_routes(&host.mcp_path)),
+            Protection::External(r) => router.merge(r.guard.metadata_routes()),
         };
     }
     let mut router =

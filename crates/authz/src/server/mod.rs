@@ -408,7 +408,7 @@ impl AuthServer {
             .route(paths::REVOKE, post(revoke::revoke))
             .route(paths::INTROSPECT, post(revoke::introspect))
             .with_state(self.clone())
-            .merge(self.guard.metadata_routes(&self.config.mcp_path))
+            .merge(self.guard.metadata_routes())
     }
 
     /// The address a request came from, for rate limits: see [`crate::forwarded::client_ip`].
