@@ -4,11 +4,23 @@
 // to (the client's loopback redirect URI with code, state and iss). Nothing has to listen
 // on the redirect port: the redirected request is observed, not loaded.
 //
+// E2E_LOGIN_PAGE=oidc-provider: the pages are tests/oidc's provider's instead (external
+// authorization server mode, tests/e2e/external.sh): other field names, no framing header.
+//
 // As a module: authorizeInBrowser(authUrl, redirectUri). As a CLI (for the Python client):
 //   node browser.mjs AUTH_URL REDIRECT_URI   -> prints the callback URL
 import { chromium } from 'playwright-core';
 
+// How to fill each kind of login page and what its consent page must show.
+const PAGES = {
+  portcullis: { user: '#username', password: '#password', frameOptions: 'DENY', consentText: /Allow/ },
+  'oidc-provider': { user: 'input[name=login]', password: 'input[name=password]', frameOptions: undefined, consentText: /asks for/ },
+};
+
 export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
+  const kind = opts.loginPage ?? process.env.E2E_LOGIN_PAGE ?? 'portcullis';
+  const sel = PAGES[kind];
+  if (!sel) throw new Error(`E2E_LOGIN_PAGE=${kind}: not one of ${Object.keys(PAGES).join(', ')}`);
   const user = opts.user ?? process.env.E2E_USER ?? 'admin';
   const password = opts.password ?? process.env.E2E_PASSWORD;
   if (!password) throw new Error('E2E_PASSWORD is not set');
@@ -22,12 +34,20 @@ export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
     // (tests/e2e/tls.sh) that Chromium has no way to be told about.
     const page = await browser.newPage({ ignoreHTTPSErrors: process.env.E2E_IGNORE_HTTPS_ERRORS === '1' });
     const callback = page.waitForRequest((r) => r.url().startsWith(redirectUri), { timeout: 20000 });
-    const resp = await page.goto(String(authUrl));
+    const resp = await page.goto(String(authUrl)).catch(async (e) => {
+      // Redirected straight back to the client (nothing listens there): say why.
+      const back = await Promise.race([callback, new Promise((r) => setTimeout(r, 500))]).catch(() => undefined);
+      if (!back) throw e;
+      const q = new URL(back.url()).searchParams;
+      throw new Error(`the authorization server sent the browser back without a login: error=${q.get('error')} ${q.get('error_description') ?? ''}`);
+    });
     if (resp.status() !== 200) throw new Error(`authorization page answered ${resp.status()}: ${await page.textContent('main')}`);
-    const frame = resp.headers()['x-frame-options'];
-    if (frame !== 'DENY') throw new Error(`login page must refuse framing, got X-Frame-Options ${frame}`);
-    await page.fill('#username', user);
-    await page.fill('#password', password);
+    if (sel.frameOptions) {
+      const frame = resp.headers()['x-frame-options'];
+      if (frame !== sel.frameOptions) throw new Error(`login page must refuse framing, got X-Frame-Options ${frame}`);
+    }
+    await page.fill(sel.user, user);
+    await page.fill(sel.password, password);
     await page.click('button[type=submit]');
     try {
       await page.waitForSelector('button[value=approve]', { timeout: 10000 });
@@ -35,7 +55,7 @@ export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
       throw new Error(`no consent page after login (${page.url()}): ${await page.textContent('body').catch(() => '?')}`);
     }
     const consentText = await page.textContent('main');
-    if (!/Allow/.test(consentText)) throw new Error(`consent page did not ask: ${consentText}`);
+    if (!sel.consentText.test(consentText)) throw new Error(`consent page did not ask: ${consentText}`);
     if ((await page.locator('.scopes li').count()) === 0) throw new Error(`consent page lists no scopes: ${consentText}`);
     await page.click('button[value=approve]');
     return new URL((await callback).url());

