@@ -46,7 +46,7 @@ struct Pending {
     resource: String,
 }
 
-type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+pub(super) type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
 
 // ---------- sessions and cookies ----------
 
@@ -81,14 +81,14 @@ fn cookie_value<'a>(s: &AuthServer, headers: &'a HeaderMap) -> Option<&'a str> {
         .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-struct Session {
-    id: String,
-    row: BrowserSession,
+pub(super) struct Session {
+    pub(super) id: String,
+    pub(super) row: BrowserSession,
     set_cookie: Option<HeaderValue>,
 }
 
 impl AuthServer {
-    async fn current_session(
+    pub(super) async fn current_session(
         &self,
         headers: &HeaderMap,
         now: i64,
@@ -107,7 +107,11 @@ impl AuthServer {
         }
     }
 
-    async fn new_session(&self, user_id: Option<&str>, now: i64) -> Result<Session, Response> {
+    pub(super) async fn new_session(
+        &self,
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<Session, Response> {
         let (Some(id), Some(csrf)) = (secret::generate(&self.rng), secret::generate(&self.rng))
         else {
             return Err(server_error_page("random source failed"));
@@ -134,14 +138,14 @@ impl AuthServer {
     }
 }
 
-fn with_cookie(mut resp: Response, session: &Session) -> Response {
+pub(super) fn with_cookie(mut resp: Response, session: &Session) -> Response {
     if let Some(c) = &session.set_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c.clone());
     }
     resp
 }
 
-fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Response {
+pub(super) fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Response {
     let unavailable_oauth = (&e as &dyn std::any::Any)
         .downcast_ref::<portcullis_oauth::OAuthError>()
         .is_some_and(|o| o.code == portcullis_oauth::ErrorCode::TemporarilyUnavailable);
@@ -168,7 +172,7 @@ fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Response {
     )
 }
 
-fn csrf_ok(session: &Session, presented: &str) -> bool {
+pub(super) fn csrf_ok(session: &Session, presented: &str) -> bool {
     secret::constant_time_eq(session.row.csrf.as_bytes(), presented.as_bytes())
 }
 
@@ -502,40 +506,10 @@ pub(super) async fn login(
         )
     };
     let ip = s.client_ip(peer.as_ref().map(|e| &e.0), &headers);
-    if let Err(wait) = s.throttle.check_login(&f.username, ip, now) {
-        let mut r = retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed sign-ins. Try again in {} seconds.",
-                wait.max(1)
-            ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
-    }
-    let user = match s.store.user_by_name(&f.username).await {
-        Ok(u) => u,
-        Err(e) => return server_error_page(e),
+    let user = match s.check_password(&f.username, &f.password, ip, now).await {
+        Ok(user) => user,
+        Err(refused) => return refused.page("Wrong username or password.", retry),
     };
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_owned());
-    let password = f.password.clone();
-    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-        .await
-        .unwrap_or(false);
-    let Some(user) = user.filter(|_| valid) else {
-        s.throttle.login_failed(&f.username, ip, now);
-        tracing::info!(%ip, "failed sign-in");
-        return retry(
-            StatusCode::UNAUTHORIZED,
-            "Wrong username or password.".to_owned(),
-        );
-    };
-    s.throttle.login_succeeded(&f.username);
     // A new session id on login, so an id planted before login is worth nothing after it.
     let fresh = match s.new_session(Some(&user.id), now).await {
         Ok(sess) => sess,
@@ -553,6 +527,79 @@ pub(super) async fn login(
     }
     tracing::info!(user = %user.username, "signed in");
     with_cookie(consent_redirect(&f.request), &fresh)
+}
+
+/// Why a password was not accepted.
+pub(super) enum Refused {
+    /// Too many failures for this account or address: wait this many seconds.
+    Throttled(i64),
+    Wrong,
+    /// The check itself failed (the database); the page to show.
+    Failed(Response),
+}
+
+impl Refused {
+    /// The answer: `render(status, message)` draws the form again with the message
+    /// (`wrong` for a wrong password), or the error page when the check failed.
+    pub(super) fn page(
+        self,
+        wrong: &str,
+        render: impl Fn(StatusCode, String) -> Response,
+    ) -> Response {
+        match self {
+            Refused::Throttled(wait) => {
+                let wait = wait.max(1);
+                let mut r = render(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed sign-ins. Try again in {wait} seconds."),
+                );
+                if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
+            Refused::Wrong => render(StatusCode::UNAUTHORIZED, wrong.to_owned()),
+            Refused::Failed(r) => r,
+        }
+    }
+}
+
+impl AuthServer {
+    /// Checks a username and password the way every form that takes a password does: the
+    /// throttle first (per account and per address), then Argon2 against the stored hash,
+    /// or against a dummy hash when there is no such user, so timing does not tell which
+    /// usernames exist. A failure counts towards the throttle; a success clears the
+    /// account's count.
+    pub(super) async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        ip: std::net::IpAddr,
+        now: i64,
+    ) -> Result<User, Refused> {
+        if let Err(wait) = self.throttle.check_login(username, ip, now) {
+            return Err(Refused::Throttled(wait));
+        }
+        let user = match self.store.user_by_name(username).await {
+            Ok(u) => u,
+            Err(e) => return Err(Refused::Failed(server_error_page(e))),
+        };
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_owned());
+        let password = password.to_owned();
+        let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
+            .await
+            .unwrap_or(false);
+        let Some(user) = user.filter(|_| valid) else {
+            self.throttle.login_failed(username, ip, now);
+            tracing::info!(%ip, "failed sign-in");
+            return Err(Refused::Wrong);
+        };
+        self.throttle.login_succeeded(username);
+        Ok(user)
+    }
 }
 
 // ---------- GET and POST /oauth/consent ----------
@@ -810,6 +857,28 @@ fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
 }
 
+/// What a new password must be, for new accounts and password changes alike.
+pub(super) fn password_rule(password: &str) -> Result<(), String> {
+    if password.chars().count() < 12 {
+        return Err("the password must have at least 12 characters".to_owned());
+    }
+    Ok(())
+}
+
+/// An Argon2id hash of a new password, computed off the async threads.
+pub(super) async fn new_password_hash(
+    password: &str,
+    rng: &SystemRandom,
+) -> Result<String, String> {
+    let password = password.to_owned();
+    let rng = rng.clone();
+    tokio::task::spawn_blocking(move || hash_password(&password, &rng))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| "password hashing failed".to_owned())
+}
+
 /// Creates a local account with an Argon2id password hash.
 pub async fn create_user(
     store: &Store,
@@ -823,19 +892,11 @@ pub async fn create_user(
             "username {username:?} is not valid: use 1 to 64 letters, digits and . _ @ -"
         ));
     }
-    if password.chars().count() < 12 {
-        return Err("the password must have at least 12 characters".to_owned());
-    }
+    password_rule(password)?;
     let mut id = [0u8; 12];
     rng.fill(&mut id)
         .map_err(|_| "random source failed".to_owned())?;
-    let password = password.to_owned();
-    let rng2 = rng.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password, &rng2))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| "password hashing failed".to_owned())?;
+    let hash = new_password_hash(password, rng).await?;
     let user = User {
         id: format!("u_{}", B64.encode(id).replace(['+', '/'], "x")),
         username: username.to_owned(),

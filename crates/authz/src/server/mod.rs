@@ -4,6 +4,7 @@
 //!
 //! This is the only place where an [`OAuthError`] becomes an HTTP response.
 
+mod account;
 mod authorize;
 mod cimd;
 mod clients;
@@ -48,6 +49,12 @@ pub mod paths {
     pub const JWKS: &str = "/oauth/jwks";
     pub const SETUP: &str = "/setup";
     pub const STYLE: &str = "/oauth/style.css";
+    /// The signed-in user's own page: connected applications, password.
+    pub const ACCOUNT: &str = "/account";
+    pub const ACCOUNT_LOGIN: &str = "/account/login";
+    pub const ACCOUNT_LOGOUT: &str = "/account/logout";
+    pub const ACCOUNT_REVOKE: &str = "/account/revoke";
+    pub const ACCOUNT_PASSWORD: &str = "/account/password";
 }
 
 /// A scope this server grants, with the words the consent page uses for it.
@@ -398,6 +405,11 @@ impl AuthServer {
                 paths::SETUP,
                 get(authorize::setup_page).post(authorize::setup),
             )
+            .route(paths::ACCOUNT, get(account::show))
+            .route(paths::ACCOUNT_LOGIN, post(account::login))
+            .route(paths::ACCOUNT_LOGOUT, post(account::logout))
+            .route(paths::ACCOUNT_REVOKE, post(account::revoke))
+            .route(paths::ACCOUNT_PASSWORD, post(account::password))
             .route(paths::STYLE, get(pages::style))
             .route(paths::TOKEN, post(token::token))
             .route(paths::REGISTER, post(register::register))
