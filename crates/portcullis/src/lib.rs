@@ -6,6 +6,7 @@
 //! shutdown ([`server`]), and an in-process client for tests ([`testing`]).
 
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod health;
 pub mod host;

@@ -21,6 +21,10 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Show the audit log of tool calls, newest first.
     Audit(AuditArgs),
+    /// See and remove registered applications (OAuth clients): list, show, revoke.
+    Client(portcullis::cli::grants::ClientArgs),
+    /// See and revoke grants (a user's approval of an application): list, revoke.
+    Grant(portcullis::cli::grants::GrantArgs),
     /// Create or upgrade the database schema, then exit (`serve` does this too on start;
     /// run it on its own before rolling out a new release to several instances).
     Migrate(MigrateArgs),
@@ -185,6 +189,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Audit(args) => audit(args),
         Command::Migrate(args) => migrate(args),
+        Command::Client(args) => portcullis::cli::grants::client(args),
+        Command::Grant(args) => portcullis::cli::grants::grant(args),
         Command::Serve(args) => {
             let args = *args;
             // Notes belong to signed-in users and live in the database: without the
