@@ -249,7 +249,7 @@ fn describe(
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_else(|| client_id.to_owned());
         let name = named(s.cimd.cached(client_id).as_ref()).unwrap_or_else(|| host.clone());
-        return (name, host, "its identity is a document on this host");
+        return (name, host, "the host of its client id");
     }
     let Some(settings) = settings else {
         return (
@@ -275,7 +275,7 @@ fn describe(
     (
         named(Some(settings)).unwrap_or_else(|| client_id.to_owned()),
         hosts.join(", "),
-        "where it sends you back; it registered itself with this server",
+        "where it sends you back",
     )
 }
 

@@ -432,7 +432,7 @@ async fn show_client(store: &Store, client_id: &str, as_json: bool) -> Result<()
         v["grants"] = Value::Array(grants.iter().map(|g| grant_json(g, now)).collect());
         return print_json(&v);
     }
-    let field = |k: &str, v: &str| println!("{:<14}{v}", format!("{k}:"));
+    let field = |k: &str, v: &str| println!("{:<16}{v}", format!("{k}:"));
     field("Client ID", &c.client_id);
     match &settings {
         Some(s) => {
