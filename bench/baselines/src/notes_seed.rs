@@ -86,6 +86,7 @@ async fn main() {
             username: format!("bench{i}"),
             password_hash: "!".into(),
             is_admin: false,
+            disabled: false,
         };
         store.create_user(&user, 0).await.unwrap();
         ids.push(id);

@@ -17,6 +17,9 @@ use portcullis_store::{KeyRow, Store};
 
 use crate::Principal;
 
+/// Where the protected resource metadata lives (RFC 9728), before path insertion.
+pub const PRM_PATH: &str = "/.well-known/oauth-protected-resource";
+
 /// How often the store is asked for grants revoked elsewhere.
 pub const REVOCATION_POLL: Duration = Duration::from_secs(2);
 /// Clock skew tolerated on `exp` and `nbf`.
@@ -146,6 +149,8 @@ pub struct Guard {
     key_source: OnceLock<Store>,
     /// When that last happened (Unix seconds).
     last_key_reload: AtomicI64,
+    /// Set in external mode: tokens come from this authorization server instead.
+    external: Option<Arc<crate::external::External>>,
 }
 
 impl Guard {
@@ -157,7 +162,51 @@ impl Guard {
             cache: RwLock::new(HashMap::new()),
             key_source: OnceLock::new(),
             last_key_reload: AtomicI64::new(0),
+            external: None,
         }
+    }
+
+    /// A guard for tokens that an external authorization server issues (see
+    /// [`crate::external`]); `config.issuer` should be that server's issuer.
+    pub fn external(config: GuardConfig, external: Arc<crate::external::External>) -> Self {
+        Self {
+            external: Some(external),
+            ..Self::new(config, Arc::default(), Arc::default())
+        }
+    }
+
+    /// Whether this guard can check tokens now: signing keys loaded (its own, or the
+    /// external server's), or an introspection endpoint to ask.
+    pub fn ready(&self) -> bool {
+        match &self.external {
+            Some(external) => external.ready(),
+            None => !self.keys.all().is_empty(),
+        }
+    }
+
+    /// The routes that serve the protected resource metadata (RFC 9728): at the root
+    /// well-known path, and with the resource's path inserted, where clients look first.
+    pub fn metadata_routes(self: &Arc<Self>) -> axum::Router {
+        let path = url::Url::parse(&self.config.resource)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let inserted = format!("{PRM_PATH}{path}");
+        let me = self.clone();
+        let serve = move || {
+            let doc = me.resource_metadata().to_string();
+            async move {
+                (
+                    [
+                        (axum::http::header::CONTENT_TYPE, "application/json"),
+                        (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+                    ],
+                    doc,
+                )
+            }
+        };
+        axum::Router::new()
+            .route(PRM_PATH, axum::routing::get(serve.clone()))
+            .route(&inserted, axum::routing::get(serve))
     }
 
     /// The protected resource metadata document (RFC 9728).
@@ -207,12 +256,47 @@ impl Guard {
         now: i64,
     ) -> Result<Arc<Principal>, Challenge> {
         let token = self.bearer(authorization, token_in_query)?;
+        if let Some(external) = &self.external {
+            return self.authenticate_external(external, token, now).await;
+        }
         let mut verified = self.verify(token, now);
         if matches!(verified, Err(GuardError::Token(TokenError::UnknownKey)))
             && self.reload_keys(now).await
         {
             verified = self.verify(token, now);
         }
+        self.admit(verified)
+    }
+
+    async fn authenticate_external(
+        &self,
+        external: &crate::external::External,
+        token: &str,
+        now: i64,
+    ) -> Result<Arc<Principal>, Challenge> {
+        // A cached entry past its time is asked about again (an introspection answer is
+        // kept for less than the token lives).
+        if let Some(Ok(hit)) = self.cached(token, now) {
+            return self.admit(Ok(hit));
+        }
+        let verified = match external.verify(token, now).await {
+            Ok((principal, keep_until)) => {
+                let principal = Arc::new(Principal {
+                    scopes: self.effective_scopes(principal.scopes.clone()),
+                    ..(*principal).clone()
+                });
+                self.remember(token, &principal, keep_until, now);
+                Ok(principal)
+            }
+            Err(e) if e.is_unavailable() => {
+                return Err(self.challenge(
+                    503,
+                    Some(("temporarily_unavailable", &e.to_string())),
+                    &self.config.challenge_scopes,
+                ));
+            }
+            Err(e) => Err(GuardError::External(e)),
+        };
         self.admit(verified)
     }
 
@@ -336,18 +420,8 @@ impl Guard {
     /// Verifies a token: cached answers are reused until the token's `exp`, and every
     /// answer is checked against the revocation list.
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<Principal>, GuardError> {
-        // Keyed by the signature (Ed25519 signatures differ whenever the signed bytes do);
-        // a hit still compares the whole token, so a tampered payload never matches.
-        let key = token.rsplit('.').next().unwrap_or(token);
-        if let Some(hit) = self.cache.read().ok().and_then(|c| {
-            c.get(key)
-                .filter(|c| &*c.token == token)
-                .map(|c| (c.principal.clone(), c.exp))
-        }) {
-            if hit.1 + LEEWAY_SECS <= now {
-                return Err(GuardError::Token(TokenError::Expired));
-            }
-            return self.not_revoked(hit.0);
+        if let Some(hit) = self.cached(token, now) {
+            return hit;
         }
         let claims = self.keys.verify(
             token,
@@ -367,6 +441,29 @@ impl Guard {
             ),
             grant_id: Some(claims.grant_id),
         });
+        self.remember(token, &principal, claims.exp, now);
+        self.not_revoked(principal)
+    }
+
+    /// A token verified before, while it may still be used: keyed by the signature part
+    /// (signatures differ whenever the signed bytes do), and a hit still compares the whole
+    /// token, so a tampered payload never matches.
+    fn cached(&self, token: &str, now: i64) -> Option<Result<Arc<Principal>, GuardError>> {
+        let key = token.rsplit('.').next().unwrap_or(token);
+        let (principal, exp) = self.cache.read().ok().and_then(|c| {
+            c.get(key)
+                .filter(|c| &*c.token == token)
+                .map(|c| (c.principal.clone(), c.exp))
+        })?;
+        if exp + LEEWAY_SECS <= now {
+            return Some(Err(GuardError::Token(TokenError::Expired)));
+        }
+        Some(self.not_revoked(principal))
+    }
+
+    /// Keeps a verified token's principal until `exp` (bounded by [`CACHE_MAX`] entries).
+    fn remember(&self, token: &str, principal: &Arc<Principal>, exp: i64, now: i64) {
+        let key = token.rsplit('.').next().unwrap_or(token);
         if let Ok(mut cache) = self.cache.write() {
             if cache.len() >= CACHE_MAX {
                 cache.retain(|_, c| c.exp + LEEWAY_SECS > now);
@@ -379,11 +476,10 @@ impl Guard {
                 Cached {
                     token: token.into(),
                     principal: principal.clone(),
-                    exp: claims.exp,
+                    exp,
                 },
             );
         }
-        self.not_revoked(principal)
     }
 
     /// The scopes a token acts with: what it holds, plus what those imply.
@@ -438,4 +534,6 @@ pub enum GuardError {
     Token(#[from] TokenError),
     #[error("the grant behind this access token was revoked; authorize again")]
     Revoked,
+    #[error(transparent)]
+    External(#[from] crate::external::ExternalError),
 }

@@ -5,6 +5,9 @@
 //! The guard depends on the OAuth core and not on the authorization server, so the same
 //! guard can serve tokens from an external authorization server.
 
+pub mod external;
+pub mod fetch;
+pub mod forwarded;
 pub mod guard;
 pub mod server;
 

@@ -9,6 +9,7 @@ pub mod address;
 pub mod client;
 pub mod error;
 pub mod grant;
+pub mod jws;
 pub mod jwt;
 pub mod pkce;
 pub mod redirect;

@@ -2,13 +2,16 @@
 //! (`PORTCULLIS_` + the flag in upper case), turned into a checked [`ServeConfig`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use portcullis_authz::AuthMode;
+use portcullis_authz::forwarded::ProxyRange;
 use portcullis_authz::server::{AsConfig, CimdPolicy};
 
 use crate::host::{HostConfig, OriginPolicy, OriginRule};
+use crate::tls::TlsFiles;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -47,10 +50,39 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
 
-    /// Who may call the tools: `embedded` (OAuth 2.1, this server issues the tokens) or
-    /// `none` (no authentication; loopback addresses only, for development).
+    /// Who may call the tools: `embedded` (OAuth 2.1, this server issues the tokens),
+    /// `external` (tokens from the authorization server named by --issuer; this server only
+    /// checks them) or `none` (no authentication; loopback addresses only, for development).
     #[arg(long, env = "PORTCULLIS_AUTH", value_enum, default_value_t = AuthChoice::Embedded)]
     pub auth: AuthChoice,
+
+    /// With --auth external: the external authorization server's issuer URL, exactly as its
+    /// metadata states it (https://idp.example.com/realms/main).
+    #[arg(long, env = "PORTCULLIS_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// With --auth external: the `aud` values accepted, comma-separated (default: the public
+    /// URL). For providers that name the API otherwise, e.g. api://portcullis.
+    #[arg(long, env = "PORTCULLIS_AUDIENCE", value_delimiter = ',')]
+    pub audience: Vec<String>,
+
+    /// With --auth external: the claim that holds the scopes, `scope` or `scp`.
+    #[arg(long, env = "PORTCULLIS_SCOPE_CLAIM", default_value = "scope")]
+    pub scope_claim: String,
+
+    /// With --auth external: check tokens as signed JWTs against the issuer's keys (`jwt`),
+    /// or ask the issuer's introspection endpoint (`introspection`, for opaque tokens).
+    #[arg(long, env = "PORTCULLIS_TOKEN_CHECK", value_enum, default_value_t = TokenCheckChoice::Jwt)]
+    pub token_check: TokenCheckChoice,
+
+    /// With --token-check introspection: this server's client id at the issuer.
+    #[arg(long, env = "PORTCULLIS_INTROSPECTION_CLIENT_ID")]
+    pub introspection_client_id: Option<String>,
+
+    /// With --token-check introspection: file holding that client's secret
+    /// (PORTCULLIS_INTROSPECTION_CLIENT_SECRET takes the secret itself).
+    #[arg(long, env = "PORTCULLIS_INTROSPECTION_CLIENT_SECRET_FILE")]
+    pub introspection_client_secret_file: Option<std::path::PathBuf>,
 
     /// Offer the built-in notes toolset (each signed-in user's own notes). `--notes false`
     /// leaves only `whoami`.
@@ -90,13 +122,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u64,
 
-    /// Where accounts, clients, grants and keys are kept.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_URL",
-        default_value = "sqlite://portcullis.db"
-    )]
-    pub database_url: String,
+    #[command(flatten)]
+    pub db: DatabaseArg,
 
     /// File holding the master key that encrypts signing keys at rest; created (mode 0600)
     /// on first start. PORTCULLIS_MASTER_KEY (base64 of 32 bytes) takes precedence.
@@ -107,10 +134,20 @@ pub struct ServeArgs {
     )]
     pub master_key_file: std::path::PathBuf,
 
-    /// Name of the first admin account, created on first start when
-    /// PORTCULLIS_ADMIN_PASSWORD is set (else a one-time setup link is logged).
+    /// Name of the first admin account, created on first start when its password is given
+    /// (PORTCULLIS_ADMIN_PASSWORD or --admin-password-file); else a one-time setup link is
+    /// logged.
     #[arg(long, env = "PORTCULLIS_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,
+
+    /// Let anyone who reaches the sign-in page create an account ("Create account and
+    /// continue"). Off by default: accounts come from `portcullis user add` or `user invite`.
+    #[arg(long, env = "PORTCULLIS_ALLOW_SIGNUP")]
+    pub allow_signup: bool,
+
+    /// File holding the first admin account's password (instead of PORTCULLIS_ADMIN_PASSWORD).
+    #[arg(long, env = "PORTCULLIS_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<std::path::PathBuf>,
 
     /// Access token lifetime, in seconds.
     #[arg(long, env = "PORTCULLIS_ACCESS_TOKEN_TTL", default_value_t = 3600)]
@@ -142,10 +179,27 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_INSTANCE_URL")]
     pub instance_url: Option<String>,
 
-    /// Proxy addresses whose X-Forwarded-For names the real client (for rate limits),
-    /// comma-separated. Forwarded headers from anyone else are ignored.
+    /// Reverse proxies whose X-Forwarded-For names the real client (for rate limits and
+    /// logs), comma-separated: addresses or CIDR ranges (127.0.0.1, 10.0.0.0/8, fd00::/8).
+    /// Forwarded headers from anyone else are ignored. The public URL is never taken from
+    /// forwarded headers: set --public-url.
     #[arg(long, env = "PORTCULLIS_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ProxyRange>,
+
+    /// Serve HTTPS with this certificate chain (PEM file, the server's certificate first,
+    /// then intermediates). Needs --tls-key. Reloaded without a restart when the file
+    /// changes, or on SIGHUP.
+    #[arg(long, env = "PORTCULLIS_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC). Needs --tls-cert.
+    #[arg(long, env = "PORTCULLIS_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Seconds between checks of --tls-cert and --tls-key for a new certificate; 0 checks
+    /// only on SIGHUP.
+    #[arg(long, env = "PORTCULLIS_TLS_RELOAD_INTERVAL", default_value_t = 5)]
+    pub tls_reload_interval: u64,
 
     /// TEST ONLY: fetch client metadata documents from loopback addresses. Never in production.
     #[arg(
@@ -155,15 +209,60 @@ pub struct ServeArgs {
     )]
     pub insecure_client_metadata_loopback: bool,
 
+    /// TEST ONLY: let the external authorization server be on a loopback address (and plain
+    /// http there). Never in production.
+    #[arg(long, env = "PORTCULLIS_INSECURE_ISSUER_LOOPBACK", hide = true)]
+    pub insecure_issuer_loopback: bool,
+
     /// TEST ONLY: extra root certificates (PEM) trusted when fetching client metadata documents.
     #[arg(long, env = "PORTCULLIS_CLIENT_METADATA_EXTRA_CA", hide = true)]
     pub client_metadata_extra_ca: Option<std::path::PathBuf>,
 }
 
+/// Where accounts, clients, grants and keys are kept: `--database-url`, or a file holding
+/// it (for a URL with a password in it). Every command that opens the database takes it.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArg {
+    /// The database: sqlite://PATH (default sqlite://portcullis.db) or
+    /// postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// File holding the database URL (keeps a database password out of the environment and
+    /// the command line).
+    #[arg(long, env = "PORTCULLIS_DATABASE_URL_FILE")]
+    pub database_url_file: Option<std::path::PathBuf>,
+}
+
+impl DatabaseArg {
+    pub const DEFAULT: &str = "sqlite://portcullis.db";
+
+    /// The URL to open.
+    pub fn url(&self) -> Result<String, ConfigError> {
+        match (&self.database_url, &self.database_url_file) {
+            (Some(_), Some(_)) => Err(ConfigError(
+                "--database-url and --database-url-file are both set: keep one".into(),
+            )),
+            (Some(url), None) => Ok(url.clone()),
+            (None, Some(file)) => {
+                crate::settings::read_secret_file("--database-url-file", file).map_err(ConfigError)
+            }
+            (None, None) => Ok(Self::DEFAULT.to_owned()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthChoice {
     Embedded,
+    External,
     None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenCheckChoice {
+    Jwt,
+    Introspection,
 }
 
 /// How the served endpoint is protected, before the async start-up makes it real.
@@ -172,6 +271,12 @@ pub enum AuthPlan {
     None,
     Embedded {
         config: Box<AsConfig>,
+        database_url: String,
+    },
+    /// Tokens from another authorization server; the database keeps the notes and the
+    /// audit log.
+    External {
+        config: Box<portcullis_authz::external::ExternalConfig>,
         database_url: String,
     },
 }
@@ -186,6 +291,8 @@ pub struct ServeConfig {
     pub host: HostConfig,
     pub shutdown_grace: Duration,
     pub auth: AuthPlan,
+    /// Serve HTTPS with these files (else plain HTTP).
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -246,6 +353,28 @@ impl ServeArgs {
             ));
         }
 
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                poll: (self.tls_reload_interval > 0)
+                    .then(|| Duration::from_secs(self.tls_reload_interval)),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError(
+                    "--tls-cert needs --tls-key (PORTCULLIS_TLS_KEY): the certificate's private key, PEM".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError(
+                    "--tls-key needs --tls-cert (PORTCULLIS_TLS_CERT): the certificate chain, PEM"
+                        .into(),
+                ));
+            }
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+
         let (public_url, url_path, url_authority) = match &self.public_url {
             Some(url) => {
                 let (authority, path) = parse_public_url(url)?;
@@ -254,13 +383,13 @@ impl ServeArgs {
             None => {
                 let path = self.mcp_path.clone().unwrap_or_else(|| "/mcp".to_owned());
                 (
-                    format!("http://{}{path}", display_addr(self.bind)),
+                    format!("{scheme}://{}{path}", display_addr(self.bind)),
                     path,
                     None,
                 )
             }
         };
-        let mcp_path = self.mcp_path.unwrap_or(url_path);
+        let mcp_path = self.mcp_path.clone().unwrap_or(url_path);
         if !mcp_path.starts_with('/') || mcp_path.len() < 2 {
             return Err(ConfigError(format!(
                 "--mcp-path {mcp_path:?} must be an absolute path such as /mcp"
@@ -308,8 +437,25 @@ impl ServeArgs {
             }
         }
 
+        if self.auth != AuthChoice::External {
+            for (set, name) in [
+                (self.issuer.is_some(), "--issuer"),
+                (!self.audience.is_empty(), "--audience"),
+                (
+                    self.introspection_client_id.is_some(),
+                    "--introspection-client-id",
+                ),
+            ] {
+                if set {
+                    return Err(ConfigError(format!(
+                        "{name} applies only with --auth external: add --auth external, or drop {name}"
+                    )));
+                }
+            }
+        }
         let plan = match self.auth {
             AuthChoice::None => AuthPlan::None,
+            AuthChoice::External => self.external_plan(&public_url)?,
             AuthChoice::Embedded => {
                 for (name, v) in [
                     ("--access-token-ttl", self.access_token_ttl),
@@ -340,16 +486,15 @@ impl ServeArgs {
                     .ok()
                     .filter(|v| !v.is_empty());
                 c.admin_user = self.admin_user.clone();
-                c.admin_password = std::env::var("PORTCULLIS_ADMIN_PASSWORD")
-                    .ok()
-                    .filter(|v| !v.is_empty());
+                c.admin_password = self.admin_password()?;
+                c.allow_signup = self.allow_signup;
                 c.cimd = CimdPolicy {
                     allow_loopback: self.insecure_client_metadata_loopback,
                     extra_roots: self.client_metadata_extra_ca.clone(),
                 };
                 AuthPlan::Embedded {
                     config: Box::new(c),
-                    database_url: self.database_url.clone(),
+                    database_url: self.db.url()?,
                 }
             }
         };
@@ -359,6 +504,13 @@ impl ServeArgs {
             .as_deref()
             .map(check_instance_url)
             .transpose()?;
+        if instance_url.is_some() && tls.is_some() {
+            return Err(ConfigError(
+                "--instance-url relays requests between instances over plain HTTP, which a listener serving \
+                 HTTPS (--tls-cert) does not accept: terminate TLS at the load balancer instead"
+                    .into(),
+            ));
+        }
         if instance_url.is_some() && matches!(plan, AuthPlan::None) {
             return Err(ConfigError(
                 "--instance-url needs the database that instances share: drop --auth none".into(),
@@ -410,10 +562,119 @@ impl ServeArgs {
                     Default::default()
                 }),
                 instance_url,
+                trusted_proxies: self.trusted_proxies.clone().into(),
                 ..HostConfig::default()
             },
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            tls,
         })
+    }
+}
+
+impl ServeArgs {
+    /// `--auth external`: the issuer, how its tokens are checked, and what they must say.
+    fn external_plan(&self, public_url: &str) -> Result<AuthPlan, ConfigError> {
+        use portcullis_authz::external::{ExternalConfig, TokenCheck};
+        let issuer = self.issuer.as_deref().ok_or_else(|| {
+            ConfigError(
+                "--auth external needs --issuer: the authorization server's issuer URL, e.g. https://idp.example.com".into(),
+            )
+        })?;
+        let parsed = url::Url::parse(issuer).map_err(|e| {
+            ConfigError(format!(
+                "--issuer {issuer:?} is not a URL ({e}): give e.g. https://idp.example.com"
+            ))
+        })?;
+        let loopback_http = parsed.scheme() == "http"
+            && self.insecure_issuer_loopback
+            && parsed
+                .host()
+                .is_some_and(|h| portcullis_oauth::redirect::is_loopback_host(&h));
+        if parsed.scheme() != "https" && !loopback_http {
+            return Err(ConfigError(format!(
+                "--issuer {issuer:?} must be an https URL (clients and this server fetch its metadata)"
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(ConfigError(format!(
+                "--issuer {issuer:?} must not have a query or fragment"
+            )));
+        }
+        let mut c = ExternalConfig::new(issuer, public_url);
+        let audiences: Vec<String> = self
+            .audience
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if !audiences.is_empty() {
+            c.audiences = audiences;
+        }
+        if !matches!(self.scope_claim.as_str(), "scope" | "scp") {
+            return Err(ConfigError(format!(
+                "--scope-claim {:?} is not supported: use scope or scp",
+                self.scope_claim
+            )));
+        }
+        c.scope_claim = self.scope_claim.clone();
+        c.check = match self.token_check {
+            TokenCheckChoice::Jwt => TokenCheck::Jwt,
+            TokenCheckChoice::Introspection => {
+                let client_id = self.introspection_client_id.clone().ok_or_else(|| {
+                    ConfigError(
+                        "--token-check introspection needs --introspection-client-id (this server's client at the issuer)".into(),
+                    )
+                })?;
+                let env = std::env::var("PORTCULLIS_INTROSPECTION_CLIENT_SECRET")
+                    .ok()
+                    .filter(|v| !v.is_empty());
+                let client_secret = match (env, &self.introspection_client_secret_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError(
+                            "PORTCULLIS_INTROSPECTION_CLIENT_SECRET and --introspection-client-secret-file are both set: keep one".into(),
+                        ));
+                    }
+                    (Some(secret), None) => secret,
+                    (None, Some(file)) => crate::settings::read_secret_file(
+                        "--introspection-client-secret-file",
+                        file,
+                    )
+                    .map_err(ConfigError)?,
+                    (None, None) => {
+                        return Err(ConfigError(
+                            "--token-check introspection needs the client's secret: --introspection-client-secret-file FILE or PORTCULLIS_INTROSPECTION_CLIENT_SECRET".into(),
+                        ));
+                    }
+                };
+                TokenCheck::Introspection {
+                    client_id,
+                    client_secret,
+                }
+            }
+        };
+        c.fetch.allow_loopback = self.insecure_issuer_loopback;
+        Ok(AuthPlan::External {
+            config: Box::new(c),
+            database_url: self.db.url()?,
+        })
+    }
+
+    /// The first admin's password: PORTCULLIS_ADMIN_PASSWORD, or the file named by
+    /// --admin-password-file.
+    fn admin_password(&self) -> Result<Option<String>, ConfigError> {
+        let env = std::env::var("PORTCULLIS_ADMIN_PASSWORD")
+            .ok()
+            .filter(|v| !v.is_empty());
+        match (env, &self.admin_password_file) {
+            (Some(_), Some(_)) => Err(ConfigError(
+                "PORTCULLIS_ADMIN_PASSWORD and --admin-password-file are both set: keep one".into(),
+            )),
+            (Some(p), None) => Ok(Some(p)),
+            (None, Some(file)) => crate::settings::read_secret_file("--admin-password-file", file)
+                .map(Some)
+                .map_err(ConfigError),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -527,6 +788,62 @@ mod tests {
         let e = config(&["--refresh-grace", "301"]).unwrap_err().to_string();
         assert!(e.contains("--refresh-grace 301 is out of range"), "{e}");
         assert!(config(&["--refresh-grace", "0"]).is_ok());
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_makes_the_default_url_https() {
+        let c = config(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        assert_eq!(c.public_url, "https://127.0.0.1:8080/mcp");
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("c.pem"));
+        assert_eq!(tls.poll, Some(Duration::from_secs(5)));
+        let c = config(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-reload-interval",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.tls.unwrap().poll, None, "0: only on SIGHUP");
+        assert!(config(&[]).unwrap().tls.is_none());
+        let e = config(&["--tls-cert", "c.pem"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-cert needs --tls-key"), "{e}");
+        let e = config(&["--tls-key", "k.pem"]).unwrap_err().to_string();
+        assert!(e.contains("--tls-key needs --tls-cert"), "{e}");
+        let e = config(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--instance-url",
+            "http://10.0.0.5:8080",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("terminate TLS at the load balancer"), "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let c = config(&["--trusted-proxies", "127.0.0.1,10.0.0.0/8,fd00::/8"]).unwrap();
+        assert_eq!(c.host.trusted_proxies.len(), 3);
+        let AuthPlan::Embedded {
+            config: as_config, ..
+        } = &c.auth
+        else {
+            panic!("embedded by default")
+        };
+        assert_eq!(as_config.trusted_proxies.len(), 3);
+        assert!(c.host.trusted_proxies[1].contains("10.9.8.7".parse().unwrap()));
+        let mut argv = vec!["portcullis", "--trusted-proxies", "10.0.0.0/8,proxy.local"];
+        let e = match Cli::try_parse_from(argv.drain(..)) {
+            Ok(_) => panic!("a name is not an address"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("--trusted-proxies"), "{e}");
+        assert!(e.contains("is not an IP address or range"), "{e}");
     }
 
     #[test]

@@ -13,15 +13,16 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use portcullis_authz::server::AuthServer;
+use portcullis_authz::guard::Guard;
+use portcullis_store::Store;
 use serde_json::json;
 
 /// How long `/readyz` waits for the database.
 const DATABASE_CHECK: Duration = Duration::from_secs(2);
 
-/// The two routes; `auth` is the authorization server, when there is one (its database and
-/// keys are what readiness checks).
-pub fn router(auth: Option<Arc<AuthServer>>) -> Router {
+/// The two routes; `auth` is the database and the token guard, when the endpoint is
+/// protected (readiness checks that the one answers and the other can check tokens).
+pub fn router(auth: Option<(Store, Arc<Guard>)>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(move || readyz(auth.clone())))
@@ -31,11 +32,11 @@ async fn healthz() -> Response {
     reply(StatusCode::OK, json!({"status": "ok"}))
 }
 
-async fn readyz(auth: Option<Arc<AuthServer>>) -> Response {
-    let Some(server) = auth else {
+async fn readyz(auth: Option<(Store, Arc<Guard>)>) -> Response {
+    let Some((store, guard)) = auth else {
         return reply(StatusCode::OK, json!({"status": "ready", "checks": {}}));
     };
-    let database = match tokio::time::timeout(DATABASE_CHECK, server.store().ping()).await {
+    let database = match tokio::time::timeout(DATABASE_CHECK, store.ping()).await {
         Ok(Ok(())) => "ok".to_owned(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
@@ -47,11 +48,7 @@ async fn readyz(auth: Option<Arc<AuthServer>>) -> Response {
         }
         Err(_) => format!("no answer within {} s", DATABASE_CHECK.as_secs()),
     };
-    let keys = if server.guard().keys.all().is_empty() {
-        "none loaded"
-    } else {
-        "ok"
-    };
+    let keys = if guard.ready() { "ok" } else { "none loaded" };
     let ready = database == "ok" && keys == "ok";
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },

@@ -3,14 +3,28 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use portcullis::config::{AuthChoice, ServeArgs};
+use portcullis::cli::config::CheckArgs;
+use portcullis::cli::keys::KeysCommand;
+use portcullis::cli::users::UserCommand;
+use portcullis::config::{AuthChoice, DatabaseArg, ServeArgs};
 use portcullis::server;
 use portcullis::tools::PortcullisTools;
 
 /// Portcullis: a remote MCP server with OAuth 2.1 built in.
+///
+/// Every setting is a flag, a PORTCULLIS_* environment variable, or a key in the TOML file
+/// named by --config (flags win over the environment, the environment over the file).
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about)]
+#[command(
+    name = "portcullis",
+    version,
+    after_help = "Start here:\n  portcullis serve                         serve http://127.0.0.1:8080/mcp (logs a link that creates the admin)\n  portcullis serve --config portcullis.toml\n  portcullis config check --config portcullis.toml\n  portcullis user invite bob --config portcullis.toml\n  portcullis doctor https://mcp.example.com/mcp\n\nEach command's --help lists its settings. The deployment guide is docs/deploy.md."
+)]
 struct Cli {
+    /// A TOML file of settings: the flag names as keys (public_url = "https://…/mcp").
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -19,6 +33,15 @@ struct Cli {
 enum Command {
     /// Serve the MCP endpoint (default http://127.0.0.1:8080/mcp).
     Serve(Box<ServeArgs>),
+    /// Check a configuration without serving: `portcullis config check --config FILE`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage accounts: add, invite, list, disable, enable, reset-password.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Show or rotate the keys that sign access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Show the audit log of tool calls, newest first.
     Audit(AuditArgs),
     /// See and remove registered applications (OAuth clients): list, show, revoke.
@@ -28,18 +51,17 @@ enum Command {
     /// Create or upgrade the database schema, then exit (`serve` does this too on start;
     /// run it on its own before rolling out a new release to several instances).
     Migrate(MigrateArgs),
+    /// Check a deployed MCP server (any, not only Portcullis) the way Claude, ChatGPT,
+    /// VS Code, Cursor and the MCP Inspector connect to it; prints each problem with its fix.
+    #[command(long_about = portcullis::doctor::LONG_ABOUT)]
+    Doctor(portcullis::doctor::DoctorArgs),
 }
 
-/// `--database-url`, as the commands that open the server's database take it.
-#[derive(Debug, clap::Args)]
-struct DatabaseArg {
-    /// The server's database: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_URL",
-        default_value = "sqlite://portcullis.db"
-    )]
-    database_url: String,
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the settings `serve` would use (same flags, variables and file) and print
+    /// the effective configuration with secrets redacted. Exit 0 when valid, 2 when not.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,23 +70,9 @@ struct MigrateArgs {
     db: DatabaseArg,
 }
 
-/// A single-threaded runtime for a command that talks to the database once.
-fn runtime(command: &str) -> Option<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| eprintln!("portcullis {command}: cannot start the runtime: {e}"))
-        .ok()
-}
-
 fn migrate(args: MigrateArgs) -> ExitCode {
-    let Some(runtime) = runtime("migrate") else {
-        return ExitCode::FAILURE;
-    };
-    let result: Result<i64, String> = runtime.block_on(async {
-        let store = portcullis_store::Store::open(&args.db.database_url)
-            .await
-            .map_err(|e| format!("cannot open or migrate the database: {e}"))?;
+    let result = portcullis::cli::block_on("migrate", async {
+        let store = portcullis::cli::open_store(&args.db).await?;
         let version = store.schema_version().await.map_err(|e| e.to_string())?;
         store.close().await;
         Ok(version)
@@ -78,7 +86,7 @@ fn migrate(args: MigrateArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("portcullis migrate: {e}");
+            eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -107,33 +115,19 @@ struct AuditArgs {
 
 /// "30m" -> milliseconds.
 fn parse_age(s: &str) -> Result<i64, String> {
-    let (n, unit) = s.split_at(s.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not an age: use a number and s, m, h or d, e.g. 12h"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
-    };
-    Ok(secs * 1000)
+    portcullis::cli::parse_duration(s).map(|secs| secs * 1000)
 }
 
 fn audit(args: AuditArgs) -> ExitCode {
-    let Some(runtime) = runtime("audit") else {
-        return ExitCode::FAILURE;
-    };
-    let result: Result<(), String> = runtime.block_on(async {
-        let store = portcullis_store::Store::open(&args.db.database_url)
-            .await
-            .map_err(|e| format!("cannot open {}: {e}", args.db.database_url))?;
+    let result = portcullis::cli::block_on("audit", async {
+        let store = portcullis::cli::open_store(&args.db).await?;
         let user_id = match &args.user {
-            Some(u) => Some(match store.user_by_name(u).await.map_err(|e| e.to_string())? {
-                Some(found) => found.id,
-                None => u.clone(),
-            }),
+            Some(u) => Some(
+                match store.user_by_name(u).await.map_err(|e| e.to_string())? {
+                    Some(found) => found.id,
+                    None => u.clone(),
+                },
+            ),
             None => None,
         };
         let now_ms = portcullis::time::unix_now_ms();
@@ -144,7 +138,10 @@ fn audit(args: AuditArgs) -> ExitCode {
             until_ms: None,
             limit: args.limit,
         };
-        let events = store.audit_events(&filter).await.map_err(|e| e.to_string())?;
+        let events = store
+            .audit_events(&filter)
+            .await
+            .map_err(|e| e.to_string())?;
         for e in events {
             if args.json {
                 println!(
@@ -174,28 +171,44 @@ fn audit(args: AuditArgs) -> ExitCode {
         }
         Ok(())
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("portcullis audit: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    portcullis::cli::finish(result)
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let layered = match portcullis::settings::parse::<Cli>(std::env::args_os().collect()) {
+        Ok(layered) => layered,
+        Err(portcullis::settings::LayerError::Clap(e)) => e.exit(),
+        Err(portcullis::settings::LayerError::File(message)) => {
+            eprintln!("portcullis: {message}");
+            return ExitCode::from(2);
+        }
+    };
     server::init_tracing();
-    match cli.command {
+    match layered.cli.command {
         Command::Audit(args) => audit(args),
         Command::Migrate(args) => migrate(args),
         Command::Client(args) => portcullis::cli::grants::client(args),
         Command::Grant(args) => portcullis::cli::grants::grant(args),
+        Command::User(command) => portcullis::cli::finish(portcullis::cli::users::run(command)),
+        Command::Keys(command) => portcullis::cli::finish(portcullis::cli::keys::run(command)),
+        Command::Config(ConfigCommand::Check(args)) => {
+            match portcullis::cli::config::check(args, layered.file.as_deref(), &layered.settings) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("portcullis config check: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Doctor(args) => portcullis::doctor::command(args),
         Command::Serve(args) => {
             let args = *args;
             // Notes belong to signed-in users and live in the database: without the
             // authorization server (--auth none) there is neither, so only whoami is offered.
-            let notes = args.notes && args.auth == AuthChoice::Embedded;
+            let notes = args.notes && args.auth != AuthChoice::None;
             let tools = if notes {
                 PortcullisTools::with_notes
             } else {

@@ -2,16 +2,19 @@
 //! plain token (a proxy's, so one id follows the request end to end), else made here; sent
 //! back in `X-Request-Id`, and recorded on a `request` span so that every log line written
 //! while serving the request carries it (`PORTCULLIS_LOG_FORMAT=json` puts it in each JSON
-//! line).
+//! line). The span also carries the client's address (`client_ip`): the peer, or what a
+//! trusted proxy says in `X-Forwarded-For` (see [`portcullis_authz::forwarded`]).
 
-use std::sync::OnceLock;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine as _;
+use portcullis_authz::forwarded::{ProxyRange, client_ip};
 use tracing::Instrument as _;
 
 const HEADER: &str = "x-request-id";
@@ -38,8 +41,12 @@ fn fresh() -> String {
     format!("{prefix}-{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Middleware: see the module documentation.
-pub async fn tag(mut request: Request, next: Next) -> Response {
+/// Middleware (state: the trusted proxies): see the module documentation.
+pub async fn tag(
+    State(trusted): State<Arc<[ProxyRange]>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get(HEADER)
@@ -49,7 +56,12 @@ pub async fn tag(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         request.headers_mut().insert(HEADER, value);
     }
-    let span = tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = client_ip(peer, request.headers(), &trusted);
+    let span = tracing::info_span!("request", id = %id, client_ip = %ip, method = %request.method(), path = %request.uri().path());
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);

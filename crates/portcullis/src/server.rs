@@ -1,7 +1,12 @@
-//! The listener: TCP_NODELAY on every connection and graceful shutdown.
+//! The listener: TCP_NODELAY on every connection, HTTPS when configured, and graceful
+//! shutdown.
 //!
 //! axum's `serve` leaves Nagle's algorithm on; with small SSE frames and delayed ACKs that
 //! stalls responses by about 40 ms each, so every accepted socket gets `TCP_NODELAY`.
+//! Plain HTTP is served by axum's `serve`; HTTPS by an accept loop of ours (axum has none
+//! for TLS) that does the handshake in each connection's task and hands the decrypted
+//! stream to hyper's HTTP/1.1 server, with the peer address in the request extensions as
+//! axum's `ConnectInfo`, like the plain listener.
 //! On SIGTERM/SIGINT the listener stops accepting, in-flight requests finish (bounded by
 //! the grace period), and only then are long-lived streams and sessions closed.
 
@@ -17,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use portcullis_authz::AuthMode;
+use portcullis_authz::external::External;
+use portcullis_authz::guard::{Guard, GuardConfig};
 use portcullis_authz::server::{AuthServer, Bootstrap};
 use portcullis_store::Store;
 
@@ -24,6 +31,13 @@ use crate::audit::AuditLog;
 
 use crate::config::{AuthPlan, ServeArgs, ServeConfig};
 use crate::host::{CorsLayer, HostConfig, HostHandle, mcp_router};
+use crate::tls::Tls;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (over TLS; also what ends an
+/// idle keep-alive connection).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -136,6 +150,13 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
+    // The certificate first: a wrong file is the likelier mistake, and says which file.
+    let tls = config
+        .tls
+        .clone()
+        .map(Tls::new)
+        .transpose()
+        .map_err(io::Error::other)?;
     let listener = TcpListener::bind(config.bind).await.map_err(|err| {
         io::Error::new(
             err.kind(),
@@ -167,11 +188,11 @@ where
             match boot {
                 Bootstrap::Ready => {}
                 Bootstrap::AdminCreated(name) => {
-                    tracing::info!(user = %name, "admin account created from PORTCULLIS_ADMIN_PASSWORD")
+                    tracing::info!(user = %name, "admin account created with the configured password")
                 }
                 Bootstrap::SetupLink(link) => tracing::warn!(
                     "no account exists yet: open this one-time link to create the admin account: {link} \
-                     (or restart with PORTCULLIS_ADMIN_PASSWORD set)"
+                     (or create it with `portcullis user add`)"
                 ),
             }
             server.spawn_upkeep();
@@ -188,7 +209,26 @@ where
                     }
                 }
             }
-            Some(server)
+            Some(Protection::Embedded(server))
+        }
+        AuthPlan::External {
+            config: external,
+            database_url,
+        } => {
+            let store = Store::open(database_url).await.map_err(|e| {
+                io::Error::other(format!("cannot open the database {database_url}: {e}"))
+            })?;
+            let issuer = external.issuer.clone();
+            let external =
+                External::discover((**external).clone(), portcullis_authz::server::now())
+                    .await
+                    .map_err(io::Error::other)?;
+            let guard = Arc::new(Guard::external(
+                external_guard_config(&config.public_url, &issuer),
+                external,
+            ));
+            tracing::info!(%issuer, "accepting tokens from the external authorization server");
+            Some(Protection::External(ExternalResource { guard, store }))
         }
     };
     if let Some(addr) = config.metrics_bind {
@@ -208,66 +248,150 @@ where
             }
         });
     }
-    let (router, handle) = app_router(config.host.clone(), auth.as_ref(), factory);
+    let (router, handle) = app_router(config.host.clone(), auth, factory);
     let local = listener.local_addr()?;
     tracing::info!(
         listen = %local,
         mcp = %config.public_url,
         "portcullis ready"
     );
-    serve(listener, router, handle, config.shutdown_grace, shutdown).await
+    serve_with(
+        listener,
+        router,
+        handle,
+        config.shutdown_grace,
+        shutdown,
+        tls,
+    )
+    .await
+}
+
+/// What protects the endpoint, once started.
+#[derive(Debug, Clone)]
+pub enum Protection {
+    /// The embedded authorization server issues the tokens.
+    Embedded(Arc<AuthServer>),
+    /// An external authorization server issues them; this server checks them.
+    External(ExternalResource),
+}
+
+/// External mode's pieces: the guard that checks the external tokens, and the database of
+/// the notes and the audit log.
+#[derive(Debug, Clone)]
+pub struct ExternalResource {
+    pub guard: Arc<Guard>,
+    pub store: Store,
+}
+
+impl Protection {
+    pub fn guard(&self) -> Arc<Guard> {
+        match self {
+            Protection::Embedded(server) => server.guard(),
+            Protection::External(r) => r.guard.clone(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        match self {
+            Protection::Embedded(server) => server.store(),
+            Protection::External(r) => &r.store,
+        }
+    }
+}
+
+impl From<&Arc<AuthServer>> for Protection {
+    fn from(server: &Arc<AuthServer>) -> Self {
+        Protection::Embedded(server.clone())
+    }
+}
+
+/// The guard of external mode: the resource is this endpoint, the issuer the external one.
+pub fn external_guard_config(public_url: &str, issuer: &str) -> GuardConfig {
+    let metadata_url = url::Url::parse(public_url)
+        .map(|u| {
+            format!(
+                "{}{}{}",
+                u.origin().ascii_serialization(),
+                portcullis_authz::guard::PRM_PATH,
+                u.path().trim_end_matches('/')
+            )
+        })
+        .unwrap_or_default();
+    let baseline = ["mcp", "notes:read"];
+    GuardConfig {
+        resource: public_url.to_owned(),
+        issuer: issuer.to_owned(),
+        metadata_url,
+        required_scopes: portcullis_oauth::ScopeSet::parse("mcp").unwrap_or_default(),
+        challenge_scopes: portcullis_oauth::ScopeSet::parse(&baseline.join(" "))
+            .unwrap_or_default(),
+        scopes_supported: baseline.map(str::to_owned).to_vec(),
+        access_ttl: 3600,
+        implied_scopes: vec![("notes:write".into(), "notes:read".into())],
+    }
 }
 
 /// The whole application: the MCP endpoint behind the gate (with the guard of `auth`, when
-/// given), the authorization server's routes, and CORS around all of it.
-pub fn app_router<S, F>(
+/// given), the authorization server's routes (or, in external mode, the protected resource
+/// metadata), and CORS around all of it.
+pub fn app_router<'a, S, F>(
     mut host: HostConfig,
-    auth: Option<&Arc<AuthServer>>,
+    auth: Option<impl Into<Protection> + 'a>,
     factory: F,
 ) -> (Router, HostHandle)
 where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    if let Some(server) = auth {
-        host.auth = AuthMode::Bearer(server.guard());
+    let auth: Option<Protection> = auth.map(Into::into);
+    if let Some(p) = &auth {
+        host.auth = AuthMode::Bearer(p.guard());
         host.session_directory =
             host.instance_url
                 .clone()
                 .map(|instance_url| crate::host::relay::SessionDirectory {
-                    store: server.store().clone(),
+                    store: p.store().clone(),
                     instance_url,
                 });
     }
     let (mut router, handle) = mcp_router(&host, factory);
-    if let Some(server) = auth {
+    if let Some(p) = &auth {
         // Every tool call (and every call refused for scope) goes to the audit log, unless
         // the audit is turned off (benchmarks measure what it costs).
         if host.audit {
             let audit = AuditLog::spawn(
-                server.store().clone(),
+                p.store().clone(),
                 host.audit_arguments,
                 host.audit_retention,
             );
             router = router.layer(axum::Extension(audit));
         }
-        // Tools that keep data (the notes) find the database in the request extensions, and
-        // confirmations the key their requestState is sealed with.
-        router = router
-            .layer(axum::Extension(server.store().clone()))
-            .layer(axum::Extension(crate::tools::confirm::RequestStateKey(
-                server.request_state_key(),
-            )))
-            .merge(server.router());
+        // Tools that keep data (the notes) find the database in the request extensions.
+        router = router.layer(axum::Extension(p.store().clone()));
+        router = match p {
+            // Confirmations seal their requestState with the key all instances share.
+            Protection::Embedded(server) => router
+                .layer(axum::Extension(crate::tools::confirm::RequestStateKey(
+                    server.request_state_key(),
+                )))
+                .merge(server.router()),
+            Protection::External(r) => router.merge(r.guard.metadata_routes()),
+        };
     }
-    let mut router = router
-        .layer(CorsLayer::new(host.policy.clone()))
-        .merge(crate::health::router(auth.cloned()));
+    let mut router =
+        router
+            .layer(CorsLayer::new(host.policy.clone()))
+            .merge(crate::health::router(
+                auth.as_ref().map(|p| (p.store().clone(), p.guard())),
+            ));
     if crate::metrics::enabled() {
         // After routing, so each request is counted under the pattern it matched.
         router = router.route_layer(axum::middleware::from_fn(crate::metrics::track));
     }
-    let router = router.layer(axum::middleware::from_fn(crate::request_id::tag));
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        host.trusted_proxies.clone(),
+        crate::request_id::tag,
+    ));
     (router, handle)
 }
 
@@ -278,6 +402,30 @@ pub async fn serve(
     handle: HostHandle,
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    serve_with(listener, router, handle, grace, shutdown, None).await
+}
+
+/// Serves `router` over HTTPS on `listener`, like [`serve`], reloading the certificate
+/// when its files change or on SIGHUP.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    handle: HostHandle,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Tls,
+) -> io::Result<()> {
+    serve_with(listener, router, handle, grace, shutdown, Some(tls)).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    handle: HostHandle,
+    grace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    tls: Option<Tls>,
 ) -> io::Result<()> {
     let stop = CancellationToken::new();
     let trigger = stop.clone();
@@ -302,16 +450,28 @@ pub async fn serve(
         drain_handle.streams.cancel();
     });
 
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
+    let server = async {
+        match tls {
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::debug!(%err, "could not set TCP_NODELAY");
+                    }
+                });
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await
+            }
+            Some(tls) => {
+                tls.spawn_reloader(stop.clone());
+                accept_tls(listener, router, tls, stop.clone()).await;
+                Ok(())
+            }
         }
-    });
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    };
     let hard_stop = async {
         stop.cancelled().await;
         tokio::time::sleep(grace + Duration::from_secs(2)).await;
@@ -323,4 +483,78 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Accepts TLS connections until `stop`, then waits for the open ones: each finishes the
+/// request it is serving and closes (idle keep-alive connections close at once).
+async fn accept_tls(listener: TcpListener, router: Router, tls: Tls, stop: CancellationToken) {
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) if is_connection_error(&err) => continue,
+                Err(err) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::error!(%err, "cannot accept connections; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+        // Watched from the start, so shutdown also waits for (or ends) handshakes.
+        let watcher = connections.watcher();
+        let acceptor = tls.acceptor.clone();
+        let router = router.clone();
+        let http = http.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let stream = tokio::select! {
+                () = stop.cancelled() => return,
+                done = handshake => match done {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(router.clone(), request)
+                },
+            );
+            let connection = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Errors of one incoming connection, not of the listener.
+fn is_connection_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }

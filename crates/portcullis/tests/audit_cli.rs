@@ -44,6 +44,7 @@ async fn audit_lists_filters_and_explains_bad_input() {
                 username: "alice".into(),
                 password_hash: "x".into(),
                 is_admin: false,
+                disabled: false,
             },
             0,
         )

@@ -494,7 +494,11 @@ async fn closing_the_response_cancels_the_request() {
 /// Host or Origin asks (the probes sit outside the MCP gate), and never cached.
 #[tokio::test]
 async fn health_and_readiness_without_a_database() {
-    let (router, _) = portcullis::server::app_router(config(), None, PortcullisTools::new);
+    let (router, _) = portcullis::server::app_router(
+        config(),
+        None::<portcullis::server::Protection>,
+        PortcullisTools::new,
+    );
     for path in ["/healthz", "/readyz"] {
         let reply = send(
             &router,

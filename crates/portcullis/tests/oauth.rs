@@ -1435,8 +1435,12 @@ async fn denying_consent_sends_access_denied_back_with_state_and_iss() {
 
 #[tokio::test]
 async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
-    // In-process requests have no peer address (0.0.0.0): make that the trusted proxy.
-    let e = env_with(|c| c.trusted_proxies = vec!["0.0.0.0".parse().unwrap()]).await;
+    // In-process requests have no peer address (0.0.0.0): make that the trusted proxy, in
+    // front of which sits a second proxy in a trusted range.
+    let e = env_with(|c| {
+        c.trusted_proxies = vec!["0.0.0.0".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]
+    })
+    .await;
     let register = |ip: &'static str| {
         let e = &e;
         async move {
@@ -1444,7 +1448,7 @@ async fn x_forwarded_for_counts_only_from_a_trusted_proxy() {
                 None,
                 Request::post("/oauth/register")
                     .header("content-type", "application/json")
-                    .header("x-forwarded-for", format!("203.0.113.9, {ip}")),
+                    .header("x-forwarded-for", format!("203.0.113.9, {ip}, 10.1.2.3")),
                 Body::from(
                     json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
                         .to_string(),

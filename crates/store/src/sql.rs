@@ -69,7 +69,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         10,
         Migration::Shared(include_str!("../migrations/0010_mcp_sessions.sql")),
     ),
-    // 11 is reserved for the users' migration (disabled accounts, invites).
+    (
+        11,
+        Migration::Shared(include_str!("../migrations/0011_accounts.sql")),
+    ),
     (
         12,
         Migration::Shared(include_str!("../migrations/0012_grant_use.sql")),
@@ -110,6 +113,47 @@ pub struct User {
     pub username: String,
     pub password_hash: String,
     pub is_admin: bool,
+    /// An operator disabled the account: it cannot sign in.
+    pub disabled: bool,
+}
+
+/// A user as the operator's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub id: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    /// Grants neither revoked nor expired: the apps connected to the account.
+    pub live_grants: i64,
+}
+
+/// What a one-time password link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Creates the account named in the link, with the password the person chooses.
+    Invite,
+    /// Replaces the password of the account named in the link.
+    Reset,
+}
+
+impl LinkPurpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Invite => "invite",
+            LinkPurpose::Reset => "reset",
+        }
+    }
+}
+
+/// An unused, unexpired password link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordLink {
+    pub username: String,
+    pub purpose: LinkPurpose,
+    pub is_admin: bool,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +329,18 @@ fn refresh_from(row: &AnyRow) -> Result<RefreshRow> {
         next_scopes: row.try_get("next_scopes")?,
         next_jti: row.try_get("next_jti")?,
         next_iat: opt_i64(row, "next_iat")?,
+    })
+}
+
+const USER_COLS: &str = "id, username, password_hash, is_admin, disabled_at";
+
+fn user_from(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        disabled: opt_i64(row, "disabled_at")?.is_some(),
     })
 }
 
@@ -465,48 +521,21 @@ impl Store {
     }
 
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, is_admin FROM users WHERE username = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users WHERE username = $1"
+        ))
         .bind(username)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(User {
-                id: r.try_get("id")?,
-                username: r.try_get("username")?,
-                password_hash: r.try_get("password_hash")?,
-                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
-            })
-        })
-        .transpose()
+        row.as_ref().map(user_from).transpose()
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>> {
-        let row =
-            sqlx::query("SELECT id, username, password_hash, is_admin FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| {
-            Ok(User {
-                id: r.try_get("id")?,
-                username: r.try_get("username")?,
-                password_hash: r.try_get("password_hash")?,
-                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
-            })
-        })
-        .transpose()
-    }
-
-    /// Replaces a user's password hash; false when there is no such user.
-    pub async fn set_password_hash(&self, user_id: &str, password_hash: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(&self.pool)
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(r.rows_affected() == 1)
+        row.as_ref().map(user_from).transpose()
     }
 
     pub async fn count_users(&self) -> Result<i64> {
@@ -514,6 +543,144 @@ impl Store {
             .fetch_one(&self.pool)
             .await?
             .try_get("n")?)
+    }
+
+    /// Every account, by name, with its number of connected apps.
+    pub async fn list_users(&self, now: i64) -> Result<Vec<UserSummary>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.username, u.is_admin, u.created_at, u.disabled_at,
+                    (SELECT COUNT(*) FROM grants g
+                      WHERE g.user_id = u.id AND g.revoked_at IS NULL AND g.expires_at > $1) AS live
+             FROM users u ORDER BY u.username",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserSummary {
+                    id: r.try_get("id")?,
+                    username: r.try_get("username")?,
+                    is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+                    created_at: r.try_get("created_at")?,
+                    disabled_at: opt_i64(r, "disabled_at")?,
+                    live_grants: r.try_get("live")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Disables an account (`Some(now)`) or enables it again (`None`). Disabling also
+    /// revokes every grant of the account and ends its browser sessions, so no app and no
+    /// browser keeps acting for it. True when the account exists.
+    pub async fn set_user_disabled(&self, user_id: &str, disabled_at: Option<i64>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2")
+            .bind(disabled_at)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(now) = disabled_at {
+            sqlx::query(
+                "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Replaces an account's password hash and ends its browser sessions (a password
+    /// change signs every browser out). True when the account exists.
+    pub async fn set_password_hash(&self, user_id: &str, password_hash: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- one-time password links (invitations and resets) ----
+
+    pub async fn create_password_link(
+        &self,
+        token_hash: &str,
+        username: &str,
+        purpose: LinkPurpose,
+        is_admin: bool,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO password_links (token_hash, username, purpose, is_admin, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(username)
+        .bind(purpose.as_str())
+        .bind(i64::from(is_admin))
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The link, when it is neither used nor expired.
+    pub async fn password_link(&self, token_hash: &str, now: i64) -> Result<Option<PasswordLink>> {
+        let row = sqlx::query(
+            "SELECT username, purpose, is_admin, expires_at FROM password_links
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let purpose = match r.try_get::<String, _>("purpose")?.as_str() {
+                "invite" => LinkPurpose::Invite,
+                "reset" => LinkPurpose::Reset,
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "password link purpose {other:?}"
+                    )));
+                }
+            };
+            Ok(PasswordLink {
+                username: r.try_get("username")?,
+                purpose,
+                is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Spends a link: true for the one call that finds it unused and unexpired.
+    pub async fn use_password_link(&self, token_hash: &str, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE password_links SET used_at = $1
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     // ---- clients (dynamic registration) ----
@@ -632,17 +799,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Ends every browser session of `user_id` except the one whose id hashes to
-    /// `except_id_hash` (pass "" to end them all). Returns how many ended.
-    pub async fn end_user_sessions(&self, user_id: &str, except_id_hash: &str) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash <> $2")
-            .bind(user_id)
-            .bind(except_id_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected())
     }
 
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
@@ -1184,6 +1340,7 @@ impl Store {
             "DELETE FROM refresh_tokens WHERE idle_expires_at <= $1",
             "DELETE FROM grants WHERE expires_at <= $1",
             "DELETE FROM spent_nonces WHERE expires_at <= $1",
+            "DELETE FROM password_links WHERE expires_at <= $1",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

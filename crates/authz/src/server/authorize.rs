@@ -347,6 +347,7 @@ pub(super) async fn authorize(
                 request_id: &request_id,
                 csrf: &session.row.csrf,
                 username: "",
+                signup: s.config.allow_signup,
                 error: None,
             },
         )
@@ -428,6 +429,9 @@ pub(super) struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    /// `signup` when the person asked to create the account (only with self sign-up on).
+    #[serde(default)]
+    action: String,
 }
 
 /// Debug output of the forms that carry a password (or a setup token) leaves them out.
@@ -501,11 +505,38 @@ pub(super) async fn login(
                 request_id: &f.request,
                 csrf: &session.row.csrf,
                 username: &f.username,
+                signup: s.config.allow_signup,
                 error: Some(error),
             },
         )
     };
     let ip = s.client_ip(peer.as_ref().map(|e| &e.0), &headers);
+    if f.action == "signup" {
+        if let Err(wait) = s.throttle.check_login(&f.username, ip, now) {
+            return Refused::Throttled(wait).page("", retry);
+        }
+        if !s.config.allow_signup {
+            return retry(
+                StatusCode::FORBIDDEN,
+                "This server does not take sign-ups. Ask its administrator for an invitation."
+                    .to_owned(),
+            );
+        }
+        // Sign-ups share the per-address budget of client registrations.
+        if let Err(wait) = s.throttle.registration(ip, now) {
+            return retry(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("Too many new accounts from this address. Try again in {wait} seconds."),
+            );
+        }
+        if let Err(e) = create_user(&s.store, &s.rng, &f.username, &f.password, false).await {
+            return retry(
+                StatusCode::BAD_REQUEST,
+                format!("Account not created: {e}."),
+            );
+        }
+        tracing::info!(user = %f.username, %ip, "account created by self sign-up");
+    }
     let user = match s.check_password(&f.username, &f.password, ip, now).await {
         Ok(user) => user,
         Err(refused) => return refused.page("Wrong username or password.", retry),
@@ -534,6 +565,8 @@ pub(super) enum Refused {
     /// Too many failures for this account or address: wait this many seconds.
     Throttled(i64),
     Wrong,
+    /// The password is right but an operator disabled the account.
+    Disabled,
     /// The check itself failed (the database); the page to show.
     Failed(Response),
 }
@@ -559,6 +592,10 @@ impl Refused {
                 r
             }
             Refused::Wrong => render(StatusCode::UNAUTHORIZED, wrong.to_owned()),
+            Refused::Disabled => render(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Ask the administrator of this server.".to_owned(),
+            ),
             Refused::Failed(r) => r,
         }
     }
@@ -569,7 +606,7 @@ impl AuthServer {
     /// throttle first (per account and per address), then Argon2 against the stored hash,
     /// or against a dummy hash when there is no such user, so timing does not tell which
     /// usernames exist. A failure counts towards the throttle; a success clears the
-    /// account's count.
+    /// account's count. A disabled account is refused after its password is checked.
     pub(super) async fn check_password(
         &self,
         username: &str,
@@ -598,6 +635,11 @@ impl AuthServer {
             return Err(Refused::Wrong);
         };
         self.throttle.login_succeeded(username);
+        // Said only to whoever knows the password.
+        if user.disabled {
+            tracing::info!(user = %user.username, %ip, "sign-in refused: account disabled");
+            return Err(Refused::Disabled);
+        }
         Ok(user)
     }
 }
@@ -836,11 +878,30 @@ fn verify_password(password: &str, stored: &str) -> bool {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        hash_password("not a real password", &SystemRandom::new()).unwrap_or_default()
+        hash_password_blocking("not a real password", &SystemRandom::new()).unwrap_or_default()
     })
 }
 
-fn hash_password(password: &str, rng: &SystemRandom) -> Option<String> {
+/// Hashes a password off the async threads (Argon2id takes tens of milliseconds).
+pub(super) async fn hash_password(password: &str, rng: &SystemRandom) -> Result<String, String> {
+    let password = password.to_owned();
+    let rng = rng.clone();
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password, &rng))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| "password hashing failed".to_owned())
+}
+
+/// The rule every new password meets.
+pub(super) fn valid_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < 12 {
+        return Err("the password must have at least 12 characters".to_owned());
+    }
+    Ok(())
+}
+
+fn hash_password_blocking(password: &str, rng: &SystemRandom) -> Option<String> {
     let mut salt = [0u8; 16];
     rng.fill(&mut salt).ok()?;
     let salt = SaltString::encode_b64(&salt).ok()?;
@@ -850,33 +911,11 @@ fn hash_password(password: &str, rng: &SystemRandom) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-fn valid_username(name: &str) -> bool {
+pub(super) fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
-}
-
-/// What a new password must be, for new accounts and password changes alike.
-pub(super) fn password_rule(password: &str) -> Result<(), String> {
-    if password.chars().count() < 12 {
-        return Err("the password must have at least 12 characters".to_owned());
-    }
-    Ok(())
-}
-
-/// An Argon2id hash of a new password, computed off the async threads.
-pub(super) async fn new_password_hash(
-    password: &str,
-    rng: &SystemRandom,
-) -> Result<String, String> {
-    let password = password.to_owned();
-    let rng = rng.clone();
-    tokio::task::spawn_blocking(move || hash_password(&password, &rng))
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| "password hashing failed".to_owned())
 }
 
 /// Creates a local account with an Argon2id password hash.
@@ -892,16 +931,17 @@ pub async fn create_user(
             "username {username:?} is not valid: use 1 to 64 letters, digits and . _ @ -"
         ));
     }
-    password_rule(password)?;
+    valid_password(password)?;
     let mut id = [0u8; 12];
     rng.fill(&mut id)
         .map_err(|_| "random source failed".to_owned())?;
-    let hash = new_password_hash(password, rng).await?;
+    let hash = hash_password(password, rng).await?;
     let user = User {
         id: format!("u_{}", B64.encode(id).replace(['+', '/'], "x")),
         username: username.to_owned(),
         password_hash: hash,
         is_admin,
+        disabled: false,
     };
     match store.create_user(&user, now()).await {
         Ok(true) => Ok(()),

@@ -11,34 +11,22 @@
 //! when a refetch fails, so a client's brief outage does not lock its users out.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::Mutex;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
-use portcullis_oauth::address;
 use portcullis_oauth::client::{self, ClientMetadata, ClientSettings, Source};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+
+use crate::fetch::{Fenced, FetchError};
 
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const CACHE_MAX: usize = 1_000;
 const DEFAULT_FRESH: i64 = 300;
 const MIN_FRESH: i64 = 60;
 const MAX_FRESH: i64 = 86_400;
 const MAX_STALE: i64 = 7 * 86_400;
 
-/// Test-only relaxations, off by default and logged loudly when on.
-#[derive(Debug, Clone, Default)]
-pub struct CimdPolicy {
-    /// Allow documents on loopback addresses (and over plain http there).
-    pub allow_loopback: bool,
-    /// Extra trusted root certificates (PEM), for a test server's self-signed certificate.
-    pub extra_roots: Option<PathBuf>,
-}
+/// The test-only relaxations of client metadata fetches (see [`crate::fetch::FetchPolicy`]).
+pub type CimdPolicy = crate::fetch::FetchPolicy;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CimdError {
@@ -72,6 +60,23 @@ pub enum CimdError {
     ClientIdMismatch,
 }
 
+impl From<FetchError> for CimdError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::NotHttps => CimdError::NotHttps(String::new()),
+            FetchError::Forbidden(ip) => CimdError::Forbidden(ip),
+            FetchError::Dns => CimdError::Dns,
+            FetchError::Connect => CimdError::Connect,
+            FetchError::Tls => CimdError::Tls,
+            FetchError::Timeout => CimdError::Timeout,
+            FetchError::Status(s) => CimdError::Status(s),
+            FetchError::Redirect => CimdError::Redirect,
+            FetchError::TooLarge(_) => CimdError::TooLarge,
+            FetchError::NotJson => CimdError::NotJson,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     settings: ClientSettings,
@@ -81,16 +86,12 @@ struct Entry {
 
 #[derive(Debug)]
 pub(super) struct CimdFetcher {
-    policy: CimdPolicy,
-    tls: Arc<rustls::ClientConfig>,
+    fenced: Fenced,
     cache: Mutex<HashMap<String, Entry>>,
 }
 
 impl CimdFetcher {
     pub(super) fn new(policy: CimdPolicy) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
         if policy.allow_loopback {
             tracing::warn!(
                 "TEST SETTING ON: client metadata documents may be fetched from loopback addresses; never use this in production"
@@ -98,26 +99,9 @@ impl CimdFetcher {
         }
         if let Some(path) = &policy.extra_roots {
             tracing::warn!(file = %path.display(), "TEST SETTING ON: extra root certificates trusted for client metadata documents");
-            match CertificateDer::pem_file_iter(path) {
-                Ok(certs) => {
-                    for cert in certs.flatten() {
-                        if let Err(e) = roots.add(cert) {
-                            tracing::warn!(error = %e, "an extra root certificate was refused");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the extra root certificates"),
-            }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup for client metadata fetches failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(Self {
-            policy,
-            tls: Arc::new(tls),
+            fenced: Fenced::new(policy)?,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -130,10 +114,7 @@ impl CimdFetcher {
         {
             return Ok(e.settings.clone());
         }
-        match tokio::time::timeout(FETCH_TIMEOUT, self.fetch(url))
-            .await
-            .unwrap_or(Err(CimdError::Timeout))
-        {
+        match self.fetch(url).await {
             Ok((settings, max_age)) => {
                 if let Ok(mut c) = self.cache.lock() {
                     if c.len() >= CACHE_MAX {
@@ -175,7 +156,7 @@ impl CimdFetcher {
         if client::is_metadata_document_id(url) {
             return true;
         }
-        self.policy.allow_loopback
+        self.fenced.policy().allow_loopback
             && url::Url::parse(url).is_ok_and(|u| {
                 u.scheme() == "http"
                     && u.host()
@@ -184,186 +165,32 @@ impl CimdFetcher {
             })
     }
 
-    fn allowed(&self, ip: IpAddr) -> bool {
-        address::is_public(ip) || (self.policy.allow_loopback && ip.is_loopback())
-    }
-
-    /// Resolves `host` and returns the address to connect to, refusing the whole host if
-    /// any of its addresses is not allowed.
-    pub(super) async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, CimdError> {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|_| CimdError::Dns)?
-            .collect();
-        if let Some(bad) = addrs.iter().find(|a| !self.allowed(a.ip())) {
-            return Err(CimdError::Forbidden(bad.ip()));
-        }
-        addrs.first().copied().ok_or(CimdError::Dns)
-    }
-
     async fn fetch(&self, url: &str) -> Result<(ClientSettings, Option<i64>), CimdError> {
         if !self.accepts_id(url) {
             return Err(CimdError::NotHttps(url.to_owned()));
         }
-        let parsed = url::Url::parse(url).map_err(|_| CimdError::NotHttps(url.to_owned()))?;
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| CimdError::NotHttps(url.to_owned()))?;
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-        let port = parsed.port_or_known_default().unwrap_or(443);
-        let addr = self.resolve(bare_host, port).await?;
-        let tcp = tokio::net::TcpStream::connect(addr)
+        let fetched = self
+            .fenced
+            .get_json(url, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|_| CimdError::Connect)?;
-        let mut path = parsed.path().to_owned();
-        if let Some(q) = parsed.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let authority = match parsed.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        };
-        let request = http::Request::get(path)
-            .header(http::header::HOST, authority)
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::USER_AGENT,
-                "portcullis (client metadata fetch)",
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| CimdError::NotHttps(url.to_owned()))?;
-        let response = if parsed.scheme() == "https" {
-            let name = ServerName::try_from(bare_host.to_owned()).map_err(|_| CimdError::Tls)?;
-            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|_| CimdError::Tls)?;
-            send(TokioIo::new(tls), request).await?
-        } else {
-            send(TokioIo::new(tcp), request).await?
-        };
-        let status = response.status();
-        if status.is_redirection() {
-            return Err(CimdError::Redirect);
-        }
-        if status != http::StatusCode::OK {
-            return Err(CimdError::Status(status.as_u16()));
-        }
-        let json = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .is_some_and(|ct| ct == "application/json" || ct.ends_with("+json"));
-        if !json {
-            return Err(CimdError::NotJson);
-        }
-        let max_age = max_age(response.headers());
-        if let Some(len) = response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-            && len > MAX_DOCUMENT_BYTES
-        {
-            return Err(CimdError::TooLarge);
-        }
-        let body = Limited::new(response.into_body(), MAX_DOCUMENT_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    CimdError::TooLarge
-                } else {
-                    CimdError::Connect
-                }
-            })?
-            .to_bytes();
+            .map_err(|e| match e {
+                FetchError::NotHttps => CimdError::NotHttps(url.to_owned()),
+                other => other.into(),
+            })?;
         let meta: ClientMetadata =
-            serde_json::from_slice(&body).map_err(|e| CimdError::Invalid(e.to_string()))?;
+            serde_json::from_slice(&fetched.body).map_err(|e| CimdError::Invalid(e.to_string()))?;
         if meta.client_id.as_deref() != Some(url) {
             return Err(CimdError::ClientIdMismatch);
         }
         let settings = client::validate(&meta, Source::MetadataDocument)
             .map_err(|e| CimdError::Invalid(e.description.into_owned()))?;
-        Ok((settings, max_age))
+        Ok((settings, fetched.max_age))
     }
-}
-
-async fn send<T>(
-    io: TokioIo<T>,
-    request: http::Request<Empty<Bytes>>,
-) -> Result<http::Response<hyper::body::Incoming>, CimdError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|_| CimdError::Connect)?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    sender
-        .send_request(request)
-        .await
-        .map_err(|_| CimdError::Connect)
-}
-
-fn max_age(headers: &http::HeaderMap) -> Option<i64> {
-    let cc = headers
-        .get(http::header::CACHE_CONTROL)?
-        .to_str()
-        .ok()?
-        .to_ascii_lowercase();
-    if cc.contains("no-store") || cc.contains("no-cache") {
-        return Some(0);
-    }
-    cc.split(',')
-        .find_map(|d| d.trim().strip_prefix("max-age=")?.trim().parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn private_and_metadata_addresses_are_refused_before_any_connection() {
-        let f = CimdFetcher::new(CimdPolicy::default()).unwrap();
-        for (host, ip) in [
-            ("10.0.0.1", "10.0.0.1"),
-            ("169.254.169.254", "169.254.169.254"),
-            ("127.0.0.1", "127.0.0.1"),
-            ("::1", "::1"),
-            ("fd00::1", "fd00::1"),
-        ] {
-            assert_eq!(
-                f.resolve(host, 443).await,
-                Err(CimdError::Forbidden(ip.parse().unwrap())),
-                "{host}"
-            );
-        }
-        let err = f.resolve("localhost", 443).await.unwrap_err();
-        assert!(err.to_string().contains("non-public"), "{err}");
-        let loose = CimdFetcher::new(CimdPolicy {
-            allow_loopback: true,
-            extra_roots: None,
-        })
-        .unwrap();
-        assert!(loose.resolve("127.0.0.1", 443).await.is_ok());
-        assert!(
-            matches!(
-                loose.resolve("10.0.0.1", 443).await,
-                Err(CimdError::Forbidden(_))
-            ),
-            "only loopback is relaxed"
-        );
-    }
 
     #[tokio::test]
     async fn a_stale_copy_serves_while_refetches_fail_for_a_week() {
@@ -408,17 +235,5 @@ mod tests {
             f.get(&url, 1_000 + MAX_STALE + 1).await.is_err(),
             "but not forever"
         );
-    }
-
-    #[test]
-    fn cache_headers() {
-        let mut h = http::HeaderMap::new();
-        h.insert(
-            http::header::CACHE_CONTROL,
-            "public, max-age=600".parse().unwrap(),
-        );
-        assert_eq!(max_age(&h), Some(600));
-        h.insert(http::header::CACHE_CONTROL, "no-store".parse().unwrap());
-        assert_eq!(max_age(&h), Some(0));
     }
 }

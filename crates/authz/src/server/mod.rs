@@ -4,7 +4,8 @@
 //!
 //! This is the only place where an [`OAuthError`] becomes an HTTP response.
 
-mod account;
+mod account_page;
+mod accounts;
 mod authorize;
 mod cimd;
 mod clients;
@@ -29,6 +30,7 @@ use portcullis_oauth::{ErrorCode, OAuthError, ScopeSet};
 use portcullis_store::Store;
 use ring::rand::SystemRandom;
 
+pub use accounts::{password_link, set_password};
 pub use authorize::create_user;
 pub use cimd::CimdPolicy;
 pub use crypto::MasterKey;
@@ -38,7 +40,7 @@ use crate::guard::{Guard, GuardConfig, KeySet, RevocationList};
 /// Where each endpoint lives, relative to the issuer.
 pub mod paths {
     pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
-    pub const PRM: &str = "/.well-known/oauth-protected-resource";
+    pub const PRM: &str = crate::guard::PRM_PATH;
     pub const AUTHORIZE: &str = "/oauth/authorize";
     pub const LOGIN: &str = "/oauth/login";
     pub const CONSENT: &str = "/oauth/consent";
@@ -48,6 +50,8 @@ pub mod paths {
     pub const INTROSPECT: &str = "/oauth/introspect";
     pub const JWKS: &str = "/oauth/jwks";
     pub const SETUP: &str = "/setup";
+    /// One-time links: accept an invitation, or choose a new password.
+    pub const PASSWORD: &str = "/oauth/password";
     pub const STYLE: &str = "/oauth/style.css";
     /// The signed-in user's own page: connected applications, password.
     pub const ACCOUNT: &str = "/account";
@@ -104,8 +108,8 @@ pub struct AsConfig {
     /// Broader scopes that satisfy narrower ones, as `(broad, narrow)`.
     pub implied_scopes: Vec<(&'static str, &'static str)>,
     pub cimd: CimdPolicy,
-    /// Peers whose `X-Forwarded-For` names the real client address.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers (addresses or ranges) whose `X-Forwarded-For` names the real client address.
+    pub trusted_proxies: Vec<crate::forwarded::ProxyRange>,
     /// Where the master key is kept when `master_key_env` is not set.
     pub master_key_file: PathBuf,
     pub master_key_env: Option<String>,
@@ -116,6 +120,8 @@ pub struct AsConfig {
     pub max_registration_bytes: usize,
     /// Registered clients allowed in total.
     pub max_clients: i64,
+    /// Anyone may create an account from the sign-in page.
+    pub allow_signup: bool,
 }
 
 impl AsConfig {
@@ -151,6 +157,7 @@ impl AsConfig {
             admin_password: None,
             max_registration_bytes: 16 * 1024,
             max_clients: 10_000,
+            allow_signup: false,
         })
     }
 
@@ -385,15 +392,8 @@ impl AuthServer {
 
     /// The routes of the authorization server and of the protected resource metadata.
     pub fn router(self: &Arc<Self>) -> Router {
-        let prm_path = format!(
-            "{}{}",
-            paths::PRM,
-            self.config.mcp_path.trim_end_matches('/')
-        );
         Router::new()
             .route(paths::AS_METADATA, get(metadata))
-            .route(paths::PRM, get(resource_metadata))
-            .route(&prm_path, get(resource_metadata))
             .route(paths::JWKS, get(jwks))
             .route(paths::AUTHORIZE, get(authorize::authorize))
             .route(paths::LOGIN, post(authorize::login))
@@ -405,35 +405,27 @@ impl AuthServer {
                 paths::SETUP,
                 get(authorize::setup_page).post(authorize::setup),
             )
-            .route(paths::ACCOUNT, get(account::show))
-            .route(paths::ACCOUNT_LOGIN, post(account::login))
-            .route(paths::ACCOUNT_LOGOUT, post(account::logout))
-            .route(paths::ACCOUNT_REVOKE, post(account::revoke))
-            .route(paths::ACCOUNT_PASSWORD, post(account::password))
+            .route(
+                paths::PASSWORD,
+                get(accounts::password_page).post(accounts::password),
+            )
+            .route(paths::ACCOUNT, get(account_page::show))
+            .route(paths::ACCOUNT_LOGIN, post(account_page::login))
+            .route(paths::ACCOUNT_LOGOUT, post(account_page::logout))
+            .route(paths::ACCOUNT_REVOKE, post(account_page::revoke))
+            .route(paths::ACCOUNT_PASSWORD, post(account_page::password))
             .route(paths::STYLE, get(pages::style))
             .route(paths::TOKEN, post(token::token))
             .route(paths::REGISTER, post(register::register))
             .route(paths::REVOKE, post(revoke::revoke))
             .route(paths::INTROSPECT, post(revoke::introspect))
             .with_state(self.clone())
+            .merge(self.guard.metadata_routes())
     }
 
-    /// The address a request came from: the peer, or, when the peer is a configured proxy,
-    /// the last `X-Forwarded-For` entry (the address that proxy saw; earlier entries are
-    /// whatever the client chose to send).
+    /// The address a request came from, for rate limits: see [`crate::forwarded::client_ip`].
     fn client_ip(&self, peer: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> IpAddr {
-        let peer = peer.map(|c| c.0.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if self.config.trusted_proxies.contains(&peer) {
-            let forwarded = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse().ok());
-            if let Some(ip) = forwarded {
-                return ip;
-            }
-        }
-        peer
+        crate::forwarded::client_ip(peer.map(|c| c.0), headers, &self.config.trusted_proxies)
     }
 }
 
@@ -462,16 +454,6 @@ async fn metadata(axum::extract::State(s): axum::extract::State<Arc<AuthServer>>
         "resource_parameter_supported": true,
     });
     json_response(StatusCode::OK, &body, "public, max-age=300")
-}
-
-async fn resource_metadata(
-    axum::extract::State(s): axum::extract::State<Arc<AuthServer>>,
-) -> Response {
-    json_response(
-        StatusCode::OK,
-        &s.guard.resource_metadata(),
-        "public, max-age=300",
-    )
 }
 
 async fn jwks(axum::extract::State(s): axum::extract::State<Arc<AuthServer>>) -> Response {

@@ -12,6 +12,8 @@ pub(super) struct Login<'a> {
     pub request_id: &'a str,
     pub csrf: &'a str,
     pub username: &'a str,
+    /// Offer "Create account" (self sign-up is on).
+    pub signup: bool,
     pub error: Option<String>,
 }
 
@@ -157,4 +159,14 @@ pub(super) async fn style() -> Response {
         include_str!("../../templates/style.css"),
     )
         .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "password.html")]
+pub(super) struct PasswordLink<'a> {
+    pub token: &'a str,
+    pub username: &'a str,
+    /// An invitation (creates the account) rather than a reset.
+    pub invite: bool,
+    pub error: Option<String>,
 }

@@ -12,19 +12,8 @@ use portcullis_oauth::client::ClientSettings;
 use portcullis_store::{ClientSummary, Grant, GrantFilter, GrantInfo, GrantSelector, Store};
 use serde_json::{Value, json};
 
+use crate::config::DatabaseArg;
 use crate::time::{rfc3339, unix_now};
-
-/// The server's database, as every admin command takes it.
-#[derive(Debug, Args)]
-pub struct Database {
-    /// The server's database: sqlite://PATH or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "PORTCULLIS_DATABASE_URL",
-        default_value = "sqlite://portcullis.db"
-    )]
-    pub database_url: String,
-}
 
 /// `portcullis client`.
 #[derive(Debug, Args)]
@@ -39,7 +28,7 @@ pub enum ClientCommand {
     /// grants): id, name, kind, when registered and last used, and how many live grants.
     List {
         #[command(flatten)]
-        db: Database,
+        db: DatabaseArg,
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -49,7 +38,7 @@ pub enum ClientCommand {
         /// The client id, as `portcullis client list` prints it.
         client_id: String,
         #[command(flatten)]
-        db: Database,
+        db: DatabaseArg,
         /// One JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -61,7 +50,7 @@ pub enum ClientCommand {
         /// The client id, as `portcullis client list` prints it.
         client_id: String,
         #[command(flatten)]
-        db: Database,
+        db: DatabaseArg,
     },
 }
 
@@ -87,7 +76,7 @@ pub enum GrantCommand {
         #[arg(long)]
         all: bool,
         #[command(flatten)]
-        db: Database,
+        db: DatabaseArg,
         /// One JSON array instead of a table.
         #[arg(long)]
         json: bool,
@@ -110,7 +99,7 @@ pub enum GrantCommand {
         #[arg(long, value_name = "CLIENT_ID")]
         client: Option<String>,
         #[command(flatten)]
-        db: Database,
+        db: DatabaseArg,
     },
 }
 
@@ -139,12 +128,12 @@ fn fail(message: impl Into<String>) -> Failure {
 
 /// Runs `portcullis client …`.
 pub fn client(args: ClientArgs) -> ExitCode {
-    let (url, name) = match &args.command {
-        ClientCommand::List { db, .. } => (db.database_url.clone(), "client list"),
-        ClientCommand::Show { db, .. } => (db.database_url.clone(), "client show"),
-        ClientCommand::Revoke { db, .. } => (db.database_url.clone(), "client revoke"),
+    let (db, name) = match &args.command {
+        ClientCommand::List { db, .. } => (db.clone(), "client list"),
+        ClientCommand::Show { db, .. } => (db.clone(), "client show"),
+        ClientCommand::Revoke { db, .. } => (db.clone(), "client revoke"),
     };
-    run(name, &url, |store| async move {
+    run(name, &db, |store| async move {
         match args.command {
             ClientCommand::List { json, .. } => list_clients(&store, json).await,
             ClientCommand::Show {
@@ -157,9 +146,9 @@ pub fn client(args: ClientArgs) -> ExitCode {
 
 /// Runs `portcullis grant …`.
 pub fn grant(args: GrantArgs) -> ExitCode {
-    let (url, name) = match &args.command {
-        GrantCommand::List { db, .. } => (db.database_url.clone(), "grant list"),
-        GrantCommand::Revoke { db, .. } => (db.database_url.clone(), "grant revoke"),
+    let (db, name) = match &args.command {
+        GrantCommand::List { db, .. } => (db.clone(), "grant list"),
+        GrantCommand::Revoke { db, .. } => (db.clone(), "grant revoke"),
     };
     if let GrantCommand::Revoke {
         grant_id: None,
@@ -173,7 +162,7 @@ pub fn grant(args: GrantArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    run(name, &url, |store| async move {
+    run(name, &db, |store| async move {
         match args.command {
             GrantCommand::List {
                 user,
@@ -202,7 +191,7 @@ pub fn grant(args: GrantArgs) -> ExitCode {
 
 /// Opens the database, runs `f` on a single-threaded runtime, closes it, and turns the
 /// outcome into an exit code (errors on stderr, prefixed with the command).
-fn run<F, Fut>(command: &str, url: &str, f: F) -> ExitCode
+fn run<F, Fut>(command: &str, db: &DatabaseArg, f: F) -> ExitCode
 where
     F: FnOnce(Store) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
@@ -218,9 +207,7 @@ where
         }
     };
     let result = runtime.block_on(async {
-        let store = Store::open(url)
-            .await
-            .map_err(|e| fail(format!("cannot open {url}: {e}")))?;
+        let store = super::open_store(db).await.map_err(fail)?;
         let result = f(store.clone()).await;
         store.close().await;
         result

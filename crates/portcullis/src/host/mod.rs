@@ -63,6 +63,8 @@ pub struct HostConfig {
     /// Where 2025-era sessions are recorded for those instances (the server builds it from
     /// `instance_url` and its store).
     pub session_directory: Option<relay::SessionDirectory>,
+    /// Proxies whose `X-Forwarded-For` names the client (for the client address in logs).
+    pub trusted_proxies: Arc<[portcullis_authz::forwarded::ProxyRange]>,
 }
 
 impl Default for HostConfig {
@@ -85,6 +87,7 @@ impl Default for HostConfig {
             confirm: Arc::default(),
             instance_url: None,
             session_directory: None,
+            trusted_proxies: Arc::from(Vec::new()),
         }
     }
 }

@@ -19,8 +19,7 @@ use portcullis_store::{GrantFilter, GrantInfo, GrantSelector, User};
 use serde::Deserialize;
 
 use super::authorize::{
-    Peer, Refused, Session, csrf_ok, new_password_hash, password_rule, server_error_page,
-    with_cookie,
+    Peer, Refused, Session, csrf_ok, hash_password, server_error_page, valid_password, with_cookie,
 };
 use super::pages::{self, page};
 use super::{AuthServer, now, paths};
@@ -103,7 +102,7 @@ pub(super) async fn show(
                     Some("That application was not connected to your account: nothing changed.")
                 }
                 "password" => Some(
-                    "Your password was changed. Other browsers signed in as you were signed out; connected applications keep their access until you disconnect them.",
+                    "Your password was changed. Every other browser signed in as you was signed out; connected applications keep their access until you disconnect them.",
                 ),
                 _ => None,
             };
@@ -503,7 +502,7 @@ pub(super) async fn password(
         )
         .await;
     }
-    if let Err(e) = password_rule(&f.new_password) {
+    if let Err(e) = valid_password(&f.new_password) {
         return again(StatusCode::BAD_REQUEST, format!("New password: {e}.")).await;
     }
     let ip = s.client_ip(peer.as_ref().map(|e| &e.0), &headers);
@@ -523,28 +522,32 @@ pub(super) async fn password(
                 StatusCode::UNAUTHORIZED,
                 "Your current password is not right.".to_owned(),
             ),
+            Refused::Disabled => (
+                StatusCode::FORBIDDEN,
+                "This account is disabled.".to_owned(),
+            ),
             Refused::Failed(r) => return r,
         };
         return again(status, message).await;
     }
-    let hash = match new_password_hash(&f.new_password, &s.rng).await {
+    let hash = match hash_password(&f.new_password, &s.rng).await {
         Ok(h) => h,
         Err(e) => return server_error_page(e),
     };
+    // This ends every browser session of the account: whoever signed in elsewhere with
+    // the old password is signed out. This browser continues under a new session id.
     match s.store.set_password_hash(&user.id, &hash).await {
         Ok(true) => {}
         Ok(false) => return see_other(paths::ACCOUNT),
         Err(e) => return server_error_page(e),
     }
-    // Whoever signed in elsewhere with the old password is signed out; this browser stays.
-    let ended = match s
-        .store
-        .end_user_sessions(&user.id, &secret::hash(&session.id))
-        .await
-    {
-        Ok(n) => n,
-        Err(e) => return server_error_page(e),
+    let fresh = match s.new_session(Some(&user.id), now).await {
+        Ok(sess) => sess,
+        Err(r) => return r,
     };
-    tracing::info!(user = %user.username, other_sessions_ended = ended, "password changed on the account page");
-    see_other(&format!("{}?done=password", paths::ACCOUNT))
+    tracing::info!(user = %user.username, "password changed on the account page");
+    with_cookie(
+        see_other(&format!("{}?done=password", paths::ACCOUNT)),
+        &fresh,
+    )
 }
