@@ -397,3 +397,31 @@ async fn wrong_current_passwords_count_towards_the_sign_in_throttle() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers.contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn a_disabled_account_cannot_sign_in_on_the_account_page() {
+    let e = env().await;
+    let mut bob = add_bob(&e).await;
+    let id = e
+        .server
+        .store()
+        .user_by_name("bob")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    e.server
+        .store()
+        .set_user_disabled(&id, Some(1))
+        .await
+        .unwrap();
+    let r = sign_in(&e, &mut bob, "bob", "a wrong password").await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "no hint without the password"
+    );
+    let r = sign_in(&e, &mut bob, "bob", BOB_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text.contains("This account is disabled."), "{}", r.text);
+}
