@@ -156,6 +156,21 @@ for host in 127.0.0.1 localhost; do
     run_check "oauth: python sdk, client metadata document, $URL" "$LOG" "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" cimd "$CIMD/py.json"
 done
 
+# --- account page (account.mjs) -------------------------------------------------------------
+# A server of its own: the check changes the account's password. Connects a DCR client, then
+# in Chromium lists it on /account, disconnects it (401 within 5 s, refresh refused) and
+# changes the password (old one refused, new one works).
+PORT="$(free_port)"
+URL="http://127.0.0.1:$PORT/mcp"
+LOG="$WORK/account.log"
+mkdir -p "$WORK/account"
+PORTCULLIS_ADMIN_PASSWORD="$E2E_PASSWORD" start_server "$LOG" "$PORT" \
+    --public-url "$URL" \
+    --database-url "sqlite://$WORK/account/portcullis.db" \
+    --master-key-file "$WORK/account/portcullis.key"
+run_check "account page: app listed, disconnected, password changed, $URL" "$LOG" node "$E2E_DIR/account.mjs" "$URL"
+# --- end of the account page block ------------------------------------------------------------
+
 if (( failed > 0 )); then
     for log in $(printf '%s\n' "${FAILED_LOGS[@]}" | sort -u); do
         echo "---- server log $log ----"

@@ -44,6 +44,10 @@ enum Command {
     Keys(KeysCommand),
     /// Show the audit log of tool calls, newest first.
     Audit(AuditArgs),
+    /// See and remove registered applications (OAuth clients): list, show, revoke.
+    Client(portcullis::cli::grants::ClientArgs),
+    /// See and revoke grants (a user's approval of an application): list, revoke.
+    Grant(portcullis::cli::grants::GrantArgs),
     /// Create or upgrade the database schema, then exit (`serve` does this too on start;
     /// run it on its own before rolling out a new release to several instances).
     Migrate(MigrateArgs),
@@ -183,6 +187,8 @@ fn main() -> ExitCode {
     match layered.cli.command {
         Command::Audit(args) => audit(args),
         Command::Migrate(args) => migrate(args),
+        Command::Client(args) => portcullis::cli::grants::client(args),
+        Command::Grant(args) => portcullis::cli::grants::grant(args),
         Command::User(command) => portcullis::cli::finish(portcullis::cli::users::run(command)),
         Command::Keys(command) => portcullis::cli::finish(portcullis::cli::keys::run(command)),
         Command::Config(ConfigCommand::Check(args)) => {

@@ -73,6 +73,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         11,
         Migration::Shared(include_str!("../migrations/0011_accounts.sql")),
     ),
+    (
+        12,
+        Migration::Shared(include_str!("../migrations/0012_grant_use.sql")),
+    ),
 ];
 
 /// The migration after which the SQLite full-text index is refilled from Rust (its words
@@ -179,6 +183,57 @@ pub struct Grant {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+}
+
+/// A grant with what the account page and the admin commands show beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantInfo {
+    pub grant: Grant,
+    /// When it last got tokens (a code exchange or a refresh); `None` before the first.
+    pub last_used_at: Option<i64>,
+    /// The user's name; `None` when the account no longer exists.
+    pub username: Option<String>,
+    /// The registered client's settings (JSON); `None` for a metadata-document client
+    /// (not stored here) or a registration that has been deleted.
+    pub client_settings: Option<String>,
+}
+
+/// Which grants [`Store::grants`] lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantFilter {
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    /// Revoked and expired grants too (by default only live ones).
+    pub include_ended: bool,
+}
+
+/// Which grants [`Store::revoke_grants`] revokes. There is no "all": revoking every grant
+/// of every user is not one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantSelector<'a> {
+    Id(&'a str),
+    User(&'a str),
+    Client(&'a str),
+    UserClient {
+        user_id: &'a str,
+        client_id: &'a str,
+    },
+}
+
+/// A client as the admin commands list it: a registration, or a metadata-document client
+/// known only through its live grants (its document is not stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSummary {
+    pub client_id: String,
+    /// `registered` (DCR), or `document` for a metadata-document client.
+    pub kind: String,
+    /// The registered settings (JSON); `None` for a document client.
+    pub settings: Option<String>,
+    /// When it registered; `None` for a document client.
+    pub created_at: Option<i64>,
+    /// When it last got tokens.
+    pub last_used_at: Option<i64>,
+    pub live_grants: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,6 +346,9 @@ fn user_from(row: &AnyRow) -> Result<User> {
 
 const GRANT_COLS: &str =
     "id, user_id, client_id, scopes, resource, created_at, expires_at, revoked_at";
+/// [`GRANT_COLS`] of the grants table aliased `g`.
+const G_GRANT_COLS: &str =
+    "g.id, g.user_id, g.client_id, g.scopes, g.resource, g.created_at, g.expires_at, g.revoked_at";
 const REFRESH_COLS: &str =
     "grant_id, scopes, issued_at, idle_expires_at, rotated_at, next_scopes, next_jti, next_iat";
 
@@ -377,6 +435,12 @@ impl Store {
     /// The schema version this release migrates to.
     pub fn latest_schema_version() -> i64 {
         MIGRATIONS.last().map_or(0, |(v, _)| *v)
+    }
+
+    /// Every schema version this release knows, in order (they need not be contiguous).
+    #[doc(hidden)]
+    pub fn schema_versions() -> Vec<i64> {
+        MIGRATIONS.iter().map(|(v, _)| *v).collect()
     }
 
     /// The connection pool, for tests that look under the store's methods.
@@ -922,6 +986,131 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Records that a grant got tokens (a code exchange or a refresh).
+    pub async fn touch_grant(&self, id: &str, now: i64) -> Result<()> {
+        sqlx::query("UPDATE grants SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Grants matching `filter`, with their user's name and their client's settings,
+    /// ordered by client, then age. Live means neither revoked nor expired at `now`.
+    pub async fn grants(&self, filter: &GrantFilter, now: i64) -> Result<Vec<GrantInfo>> {
+        let mut sql = format!(
+            "SELECT {G_GRANT_COLS}, g.last_used_at, u.username, c.settings FROM grants g
+             LEFT JOIN users u ON u.id = g.user_id LEFT JOIN clients c ON c.client_id = g.client_id
+             WHERE 1 = 1"
+        );
+        let mut args: Vec<&str> = Vec::new();
+        if !filter.include_ended {
+            sql.push_str(" AND g.revoked_at IS NULL AND g.expires_at > $1");
+        }
+        let first = if filter.include_ended { 1 } else { 2 };
+        if let Some(u) = &filter.user_id {
+            args.push(u);
+            sql.push_str(&format!(" AND g.user_id = ${}", first + args.len() - 1));
+        }
+        if let Some(c) = &filter.client_id {
+            args.push(c);
+            sql.push_str(&format!(" AND g.client_id = ${}", first + args.len() - 1));
+        }
+        sql.push_str(" ORDER BY g.client_id, g.created_at, g.id");
+        let mut q = sqlx::query(&sql);
+        if !filter.include_ended {
+            q = q.bind(now);
+        }
+        for a in args {
+            q = q.bind(a);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(GrantInfo {
+                    grant: grant_from(r)?,
+                    last_used_at: opt_i64(r, "last_used_at")?,
+                    username: r.try_get("username")?,
+                    client_settings: r.try_get("settings")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the live grants `selector` names and forgets the consents it covers (so the
+    /// next authorization asks again), in one transaction. Returns the grants it revoked;
+    /// the caller tells its guard (other instances learn within their revocation poll).
+    pub async fn revoke_grants(&self, selector: GrantSelector<'_>, now: i64) -> Result<Vec<Grant>> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = revoke_in(&mut tx, selector, now).await?;
+        tx.commit().await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every grant of a client, forgets its consents and deletes its registration,
+    /// in one transaction. Returns the grants revoked and whether a registration was deleted
+    /// (a metadata-document client has none).
+    pub async fn delete_client(&self, client_id: &str, now: i64) -> Result<(Vec<Grant>, bool)> {
+        let mut tx = self.pool.begin().await?;
+        let revoked = revoke_in(&mut tx, GrantSelector::Client(client_id), now).await?;
+        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        tx.commit().await?;
+        Ok((revoked, deleted))
+    }
+
+    /// Every registered client, and every metadata-document client with live grants, with
+    /// its number of live grants at `now`; oldest registration first, document clients last.
+    pub async fn client_summaries(&self, now: i64) -> Result<Vec<ClientSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.client_id, c.kind, c.settings, c.created_at, c.last_used_at,
+                    (SELECT COUNT(*) FROM grants g
+                     WHERE g.client_id = c.client_id AND g.revoked_at IS NULL AND g.expires_at > $1) AS live
+             FROM clients c ORDER BY c.created_at, c.client_id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(ClientSummary {
+                    client_id: r.try_get("client_id")?,
+                    kind: r.try_get("kind")?,
+                    settings: Some(r.try_get("settings")?),
+                    created_at: Some(r.try_get("created_at")?),
+                    last_used_at: opt_i64(r, "last_used_at")?,
+                    live_grants: r.try_get("live")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows = sqlx::query(
+            "SELECT g.client_id, MAX(g.last_used_at) AS last_used_at, COUNT(*) AS live FROM grants g
+             WHERE g.revoked_at IS NULL AND g.expires_at > $1
+               AND NOT EXISTS (SELECT 1 FROM clients c WHERE c.client_id = g.client_id)
+             GROUP BY g.client_id ORDER BY g.client_id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            out.push(ClientSummary {
+                client_id: r.try_get("client_id")?,
+                kind: "document".to_owned(),
+                settings: None,
+                created_at: None,
+                last_used_at: opt_i64(r, "last_used_at")?,
+                live_grants: r.try_get("live")?,
+            });
+        }
+        Ok(out)
+    }
+
     /// Grants revoked at or after `since` whose tokens may still be alive, for the
     /// resource guard's revocation list.
     pub async fn revoked_grants_since(&self, since: i64, now: i64) -> Result<Vec<(String, i64)>> {
@@ -1161,6 +1350,62 @@ impl Store {
         }
         Ok(n)
     }
+}
+
+/// The body of [`Store::revoke_grants`], inside the caller's transaction.
+async fn revoke_in(
+    conn: &mut sqlx::AnyConnection,
+    selector: GrantSelector<'_>,
+    now: i64,
+) -> Result<Vec<Grant>> {
+    let (clause, args): (&str, Vec<&str>) = match selector {
+        GrantSelector::Id(id) => ("id = $2", vec![id]),
+        GrantSelector::User(u) => ("user_id = $2", vec![u]),
+        GrantSelector::Client(c) => ("client_id = $2", vec![c]),
+        GrantSelector::UserClient { user_id, client_id } => {
+            ("user_id = $2 AND client_id = $3", vec![user_id, client_id])
+        }
+    };
+    let sql = format!(
+        "UPDATE grants SET revoked_at = $1 WHERE {clause} AND revoked_at IS NULL AND expires_at > $1
+         RETURNING {GRANT_COLS}"
+    );
+    let mut q = sqlx::query(&sql).bind(now);
+    for a in &args {
+        q = q.bind(*a);
+    }
+    let revoked = q
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(grant_from)
+        .collect::<Result<Vec<_>>>()?;
+    // The consents the selector covers, as (user, client): reconnecting asks again.
+    let covered: Vec<(Option<String>, Option<String>)> = match selector {
+        GrantSelector::Id(_) => revoked
+            .iter()
+            .map(|g| (Some(g.user_id.clone()), Some(g.client_id.clone())))
+            .collect(),
+        GrantSelector::User(u) => vec![(Some(u.to_owned()), None)],
+        GrantSelector::Client(c) => vec![(None, Some(c.to_owned()))],
+        GrantSelector::UserClient { user_id, client_id } => {
+            vec![(Some(user_id.to_owned()), Some(client_id.to_owned()))]
+        }
+    };
+    for (user_id, client_id) in &covered {
+        let q = match (user_id, client_id) {
+            (Some(u), Some(c)) => {
+                sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(u)
+                    .bind(c)
+            }
+            (Some(u), None) => sqlx::query("DELETE FROM consents WHERE user_id = $1").bind(u),
+            (None, Some(c)) => sqlx::query("DELETE FROM consents WHERE client_id = $1").bind(c),
+            (None, None) => continue,
+        };
+        q.execute(&mut *conn).await?;
+    }
+    Ok(revoked)
 }
 
 fn client_from(r: &AnyRow) -> Result<ClientRow> {

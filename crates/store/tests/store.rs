@@ -645,8 +645,12 @@ async fn instances_starting_together_migrate_once() {
             .fetch_one(stores[0].pool())
             .await
             .unwrap();
-    assert!(latest >= 9);
-    assert_eq!(rows, latest, "each migration recorded once");
+    assert_eq!(latest, Store::latest_schema_version());
+    assert_eq!(
+        rows,
+        Store::schema_versions().len() as i64,
+        "each migration recorded once"
+    );
     for s in &stores {
         s.close().await;
     }
@@ -768,6 +772,219 @@ async fn accounts_are_disabled_and_password_links_are_spent_once() {
         s.create_password_link("old", "carol", LinkPurpose::Reset, false, 300, 900)
             .await
             .expect("the expired link was purged, so its hash is free");
+    }
+    finish(all).await;
+}
+
+/// The account page and the admin commands: grants listed with their user, client and last
+/// use; revoked per user and client (only that user's), per user, per client, per id; the
+/// consent forgotten with them; a client deleted with its grants.
+#[tokio::test]
+async fn grants_are_listed_with_their_use_and_revoked_by_selector() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        for (id, username) in [("u1", "alice"), ("u2", "bob")] {
+            let u = User {
+                id: id.into(),
+                username: username.into(),
+                password_hash: "old".into(),
+                is_admin: false,
+                disabled: false,
+            };
+            assert!(s.create_user(&u, 1).await.unwrap());
+        }
+        for c in ["c1", "c2"] {
+            let row = ClientRow {
+                client_id: c.into(),
+                settings: format!("{{\"client_name\":\"{c}\"}}"),
+                secret_hash: None,
+                created_at: 10,
+                last_used_at: None,
+            };
+            s.register_client(&row, None).await.unwrap();
+        }
+        let doc = "https://app.example.com/client.json";
+        let mut n = 0;
+        for (user, client) in [
+            ("u1", "c1"),
+            ("u1", "c1"),
+            ("u1", "c2"),
+            ("u2", "c1"),
+            ("u1", doc),
+        ] {
+            n += 1;
+            let g = Grant {
+                id: format!("g{n}"),
+                user_id: user.into(),
+                client_id: client.into(),
+                created_at: 100 + n,
+                ..grant("")
+            };
+            let code = NewCode {
+                code_hash: &format!("code{n}"),
+                grant_id: &g.id,
+                redirect_uri: "",
+                code_challenge: "cc",
+                expires_at: 200,
+            };
+            s.create_grant_with_code(&g, &code).await.unwrap();
+            s.save_consent(user, client, "mcp", 1).await.unwrap();
+        }
+        // An expired grant is not live.
+        let old = Grant {
+            id: "g-old".into(),
+            expires_at: 150,
+            ..grant("")
+        };
+        let code = NewCode {
+            code_hash: "code-old",
+            grant_id: "g-old",
+            redirect_uri: "",
+            code_challenge: "cc",
+            expires_at: 120,
+        };
+        s.create_grant_with_code(&old, &code).await.unwrap();
+        s.touch_grant("g2", 500).await.unwrap();
+
+        let mine = GrantFilter {
+            user_id: Some("u1".into()),
+            ..GrantFilter::default()
+        };
+        let listed = s.grants(&mine, 300).await.unwrap();
+        let ids: Vec<&str> = listed.iter().map(|g| g.grant.id.as_str()).collect();
+        assert_eq!(ids, ["g1", "g2", "g3", "g5"], "{name}: u1's live grants");
+        assert_eq!(listed[1].last_used_at, Some(500), "{name}");
+        assert_eq!(listed[0].last_used_at, None, "{name}");
+        assert_eq!(listed[0].username.as_deref(), Some("alice"), "{name}");
+        assert_eq!(
+            listed[0].client_settings.as_deref(),
+            Some("{\"client_name\":\"c1\"}"),
+            "{name}"
+        );
+        assert_eq!(listed[3].client_settings, None, "{name}: a document client");
+        let everything = GrantFilter {
+            include_ended: true,
+            ..GrantFilter::default()
+        };
+        assert_eq!(s.grants(&everything, 300).await.unwrap().len(), 6, "{name}");
+        let c1 = GrantFilter {
+            client_id: Some("c1".into()),
+            ..GrantFilter::default()
+        };
+        assert_eq!(s.grants(&c1, 300).await.unwrap().len(), 3, "{name}");
+
+        let summaries = s.client_summaries(300).await.unwrap();
+        let counts: Vec<(&str, &str, i64)> = summaries
+            .iter()
+            .map(|c| (c.client_id.as_str(), c.kind.as_str(), c.live_grants))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("c1", "registered", 3),
+                ("c2", "registered", 1),
+                (doc, "document", 1)
+            ],
+            "{name}"
+        );
+
+        // Bob disconnecting c1 touches only his grant and his consent.
+        let r = s
+            .revoke_grants(
+                GrantSelector::UserClient {
+                    user_id: "u2",
+                    client_id: "c1",
+                },
+                300,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 1, "{name}");
+        assert_eq!(r[0].id, "g4", "{name}");
+        assert!(s.consent("u2", "c1").await.unwrap().is_none(), "{name}");
+        assert!(s.consent("u1", "c1").await.unwrap().is_some(), "{name}");
+        assert!(s.grant("g1").await.unwrap().unwrap().revoked_at.is_none());
+        // Alice disconnecting c1: both her grants for it, once.
+        let r = s
+            .revoke_grants(
+                GrantSelector::UserClient {
+                    user_id: "u1",
+                    client_id: "c1",
+                },
+                301,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 2, "{name}");
+        assert_eq!(s.grant("g2").await.unwrap().unwrap().revoked_at, Some(301));
+        assert!(s.consent("u1", "c1").await.unwrap().is_none(), "{name}");
+        let again = s
+            .revoke_grants(
+                GrantSelector::UserClient {
+                    user_id: "u1",
+                    client_id: "c1",
+                },
+                302,
+            )
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{name}: nothing left to revoke");
+        let ids: Vec<String> = s
+            .grants(&mine, 302)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| g.grant.id)
+            .collect();
+        assert_eq!(ids, ["g3", "g5"], "{name}");
+
+        // By id, and the expired grant is not "revoked" after the fact.
+        assert_eq!(
+            s.revoke_grants(GrantSelector::Id("g-old"), 303)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+        let r = s.revoke_grants(GrantSelector::Id("g3"), 303).await.unwrap();
+        assert_eq!(r.len(), 1, "{name}");
+        assert!(s.consent("u1", "c2").await.unwrap().is_none(), "{name}");
+        // By user.
+        let r = s
+            .revoke_grants(GrantSelector::User("u1"), 304)
+            .await
+            .unwrap();
+        assert_eq!(r.len(), 1, "{name}: the document client's grant");
+        assert!(s.consent("u1", doc).await.unwrap().is_none(), "{name}");
+        let revoked = s.revoked_grants_since(300, 304).await.unwrap();
+        assert_eq!(revoked.len(), 5, "{name}: the guard's poll sees them all");
+
+        // Deleting a client revokes its grants and removes the registration.
+        let g = Grant {
+            id: "g9".into(),
+            user_id: "u2".into(),
+            client_id: "c2".into(),
+            ..grant("")
+        };
+        let code = NewCode {
+            code_hash: "code9",
+            grant_id: "g9",
+            redirect_uri: "",
+            code_challenge: "cc",
+            expires_at: 400,
+        };
+        s.create_grant_with_code(&g, &code).await.unwrap();
+        s.save_consent("u2", "c2", "mcp", 1).await.unwrap();
+        let (r, deleted) = s.delete_client("c2", 305).await.unwrap();
+        assert!(deleted, "{name}");
+        assert_eq!(r.len(), 1, "{name}");
+        assert!(s.client("c2").await.unwrap().is_none(), "{name}");
+        assert!(s.consent("u2", "c2").await.unwrap().is_none(), "{name}");
+        let (r, deleted) = s.delete_client("c2", 306).await.unwrap();
+        assert!(!deleted && r.is_empty(), "{name}: gone already");
+        let (r, deleted) = s.delete_client(doc, 306).await.unwrap();
+        assert!(!deleted && r.is_empty(), "{name}");
     }
     finish(all).await;
 }

@@ -46,7 +46,7 @@ struct Pending {
     resource: String,
 }
 
-type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+pub(super) type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
 
 // ---------- sessions and cookies ----------
 
@@ -81,14 +81,14 @@ fn cookie_value<'a>(s: &AuthServer, headers: &'a HeaderMap) -> Option<&'a str> {
         .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-struct Session {
-    id: String,
-    row: BrowserSession,
+pub(super) struct Session {
+    pub(super) id: String,
+    pub(super) row: BrowserSession,
     set_cookie: Option<HeaderValue>,
 }
 
 impl AuthServer {
-    async fn current_session(
+    pub(super) async fn current_session(
         &self,
         headers: &HeaderMap,
         now: i64,
@@ -107,7 +107,11 @@ impl AuthServer {
         }
     }
 
-    async fn new_session(&self, user_id: Option<&str>, now: i64) -> Result<Session, Response> {
+    pub(super) async fn new_session(
+        &self,
+        user_id: Option<&str>,
+        now: i64,
+    ) -> Result<Session, Response> {
         let (Some(id), Some(csrf)) = (secret::generate(&self.rng), secret::generate(&self.rng))
         else {
             return Err(server_error_page("random source failed"));
@@ -134,7 +138,7 @@ impl AuthServer {
     }
 }
 
-fn with_cookie(mut resp: Response, session: &Session) -> Response {
+pub(super) fn with_cookie(mut resp: Response, session: &Session) -> Response {
     if let Some(c) = &session.set_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c.clone());
     }
@@ -168,7 +172,7 @@ pub(super) fn server_error_page<E: std::fmt::Display + 'static>(e: E) -> Respons
     )
 }
 
-fn csrf_ok(session: &Session, presented: &str) -> bool {
+pub(super) fn csrf_ok(session: &Session, presented: &str) -> bool {
     secret::constant_time_eq(session.row.csrf.as_bytes(), presented.as_bytes())
 }
 
@@ -507,20 +511,10 @@ pub(super) async fn login(
         )
     };
     let ip = s.client_ip(peer.as_ref().map(|e| &e.0), &headers);
-    if let Err(wait) = s.throttle.check_login(&f.username, ip, now) {
-        let mut r = retry(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed sign-ins. Try again in {} seconds.",
-                wait.max(1)
-            ),
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.max(1).to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
-    }
     if f.action == "signup" {
+        if let Err(wait) = s.throttle.check_login(&f.username, ip, now) {
+            return Refused::Throttled(wait).page("", retry);
+        }
         if !s.config.allow_signup {
             return retry(
                 StatusCode::FORBIDDEN,
@@ -543,34 +537,10 @@ pub(super) async fn login(
         }
         tracing::info!(user = %f.username, %ip, "account created by self sign-up");
     }
-    let user = match s.store.user_by_name(&f.username).await {
-        Ok(u) => u,
-        Err(e) => return server_error_page(e),
+    let user = match s.check_password(&f.username, &f.password, ip, now).await {
+        Ok(user) => user,
+        Err(refused) => return refused.page("Wrong username or password.", retry),
     };
-    let stored = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_owned());
-    let password = f.password.clone();
-    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-        .await
-        .unwrap_or(false);
-    let Some(user) = user.filter(|_| valid) else {
-        s.throttle.login_failed(&f.username, ip, now);
-        tracing::info!(%ip, "failed sign-in");
-        return retry(
-            StatusCode::UNAUTHORIZED,
-            "Wrong username or password.".to_owned(),
-        );
-    };
-    s.throttle.login_succeeded(&f.username);
-    if user.disabled {
-        tracing::info!(user = %user.username, %ip, "sign-in refused: account disabled");
-        return retry(
-            StatusCode::FORBIDDEN,
-            "This account is disabled. Ask the administrator of this server.".to_owned(),
-        );
-    }
     // A new session id on login, so an id planted before login is worth nothing after it.
     let fresh = match s.new_session(Some(&user.id), now).await {
         Ok(sess) => sess,
@@ -588,6 +558,90 @@ pub(super) async fn login(
     }
     tracing::info!(user = %user.username, "signed in");
     with_cookie(consent_redirect(&f.request), &fresh)
+}
+
+/// Why a password was not accepted.
+pub(super) enum Refused {
+    /// Too many failures for this account or address: wait this many seconds.
+    Throttled(i64),
+    Wrong,
+    /// The password is right but an operator disabled the account.
+    Disabled,
+    /// The check itself failed (the database); the page to show.
+    Failed(Response),
+}
+
+impl Refused {
+    /// The answer: `render(status, message)` draws the form again with the message
+    /// (`wrong` for a wrong password), or the error page when the check failed.
+    pub(super) fn page(
+        self,
+        wrong: &str,
+        render: impl Fn(StatusCode, String) -> Response,
+    ) -> Response {
+        match self {
+            Refused::Throttled(wait) => {
+                let wait = wait.max(1);
+                let mut r = render(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("Too many failed sign-ins. Try again in {wait} seconds."),
+                );
+                if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
+            Refused::Wrong => render(StatusCode::UNAUTHORIZED, wrong.to_owned()),
+            Refused::Disabled => render(
+                StatusCode::FORBIDDEN,
+                "This account is disabled. Ask the administrator of this server.".to_owned(),
+            ),
+            Refused::Failed(r) => r,
+        }
+    }
+}
+
+impl AuthServer {
+    /// Checks a username and password the way every form that takes a password does: the
+    /// throttle first (per account and per address), then Argon2 against the stored hash,
+    /// or against a dummy hash when there is no such user, so timing does not tell which
+    /// usernames exist. A failure counts towards the throttle; a success clears the
+    /// account's count. A disabled account is refused after its password is checked.
+    pub(super) async fn check_password(
+        &self,
+        username: &str,
+        password: &str,
+        ip: std::net::IpAddr,
+        now: i64,
+    ) -> Result<User, Refused> {
+        if let Err(wait) = self.throttle.check_login(username, ip, now) {
+            return Err(Refused::Throttled(wait));
+        }
+        let user = match self.store.user_by_name(username).await {
+            Ok(u) => u,
+            Err(e) => return Err(Refused::Failed(server_error_page(e))),
+        };
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| dummy_hash().to_owned());
+        let password = password.to_owned();
+        let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
+            .await
+            .unwrap_or(false);
+        let Some(user) = user.filter(|_| valid) else {
+            self.throttle.login_failed(username, ip, now);
+            tracing::info!(%ip, "failed sign-in");
+            return Err(Refused::Wrong);
+        };
+        self.throttle.login_succeeded(username);
+        // Said only to whoever knows the password.
+        if user.disabled {
+            tracing::info!(user = %user.username, %ip, "sign-in refused: account disabled");
+            return Err(Refused::Disabled);
+        }
+        Ok(user)
+    }
 }
 
 // ---------- GET and POST /oauth/consent ----------

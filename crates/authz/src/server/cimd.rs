@@ -145,6 +145,12 @@ impl CimdFetcher {
         }
     }
 
+    /// The settings of a document already in the cache, fresh or not, without fetching:
+    /// for pages that only name the client.
+    pub(super) fn cached(&self, url: &str) -> Option<ClientSettings> {
+        self.cache.lock().ok()?.get(url).map(|e| e.settings.clone())
+    }
+
     /// Whether `url` may be a client id under this policy.
     pub(super) fn accepts_id(&self, url: &str) -> bool {
         if client::is_metadata_document_id(url) {

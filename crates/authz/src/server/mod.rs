@@ -4,6 +4,7 @@
 //!
 //! This is the only place where an [`OAuthError`] becomes an HTTP response.
 
+mod account_page;
 mod accounts;
 mod authorize;
 mod cimd;
@@ -52,6 +53,12 @@ pub mod paths {
     /// One-time links: accept an invitation, or choose a new password.
     pub const PASSWORD: &str = "/oauth/password";
     pub const STYLE: &str = "/oauth/style.css";
+    /// The signed-in user's own page: connected applications, password.
+    pub const ACCOUNT: &str = "/account";
+    pub const ACCOUNT_LOGIN: &str = "/account/login";
+    pub const ACCOUNT_LOGOUT: &str = "/account/logout";
+    pub const ACCOUNT_REVOKE: &str = "/account/revoke";
+    pub const ACCOUNT_PASSWORD: &str = "/account/password";
 }
 
 /// A scope this server grants, with the words the consent page uses for it.
@@ -402,6 +409,11 @@ impl AuthServer {
                 paths::PASSWORD,
                 get(accounts::password_page).post(accounts::password),
             )
+            .route(paths::ACCOUNT, get(account_page::show))
+            .route(paths::ACCOUNT_LOGIN, post(account_page::login))
+            .route(paths::ACCOUNT_LOGOUT, post(account_page::logout))
+            .route(paths::ACCOUNT_REVOKE, post(account_page::revoke))
+            .route(paths::ACCOUNT_PASSWORD, post(account_page::password))
             .route(paths::STYLE, get(pages::style))
             .route(paths::TOKEN, post(token::token))
             .route(paths::REGISTER, post(register::register))

@@ -34,6 +34,37 @@ pub(super) struct Consent<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "account_login.html")]
+pub(super) struct AccountLogin<'a> {
+    pub csrf: &'a str,
+    pub username: &'a str,
+    pub error: Option<String>,
+}
+
+/// One connected application on the account page.
+pub(super) struct AppView {
+    pub client_id: String,
+    pub name: String,
+    pub host: String,
+    /// What the host is (a document's host, or where the client sends people back).
+    pub host_note: &'static str,
+    /// (scope, description) pairs.
+    pub scopes: Vec<(String, String)>,
+    pub first: String,
+    pub last: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(super) struct Account<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub apps: Vec<AppView>,
+    pub notice: Option<&'a str>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "error.html")]
 pub(super) struct ErrorPage<'a> {
     pub title: &'a str,

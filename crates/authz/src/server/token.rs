@@ -89,6 +89,16 @@ impl AuthServer {
         Ok(())
     }
 
+    /// Notes that a client and a grant got tokens: the client stays registered, and the
+    /// account page shows when the grant was last used. Best effort: a failure here does
+    /// not fail the token request.
+    async fn record_use(&self, client_id: &str, grant_id: &str, now: i64) {
+        let _ = self.store.touch_client(client_id, now).await;
+        if let Err(e) = self.store.touch_grant(grant_id, now).await {
+            tracing::warn!(error = %e, "could not record the grant's last use");
+        }
+    }
+
     async fn redeem_code(
         &self,
         client: &Client,
@@ -158,7 +168,7 @@ impl AuthServer {
             .and_then(|c| c.verify(verifier))
             .map_err(|e| OAuthError::invalid_grant(e.to_string()))?;
         check_resource(&grant, resource)?;
-        let _ = self.store.touch_client(&client.id, now).await;
+        self.record_use(&client.id, &grant.id, now).await;
         let refresh = if client.settings.allows_refresh() {
             let token =
                 secret::generate(&self.rng).ok_or_else(|| internal("random source failed"))?;
@@ -248,7 +258,7 @@ impl AuthServer {
                     .insert_refresh(&secret::hash(&successor), &grant.id, &scopes, now, idle)
                     .await
                     .map_err(internal)?;
-                let _ = self.store.touch_client(&client.id, now).await;
+                self.record_use(&client.id, &grant.id, now).await;
                 self.token_response(&grant, &scopes, &jti, now, Some(successor))
             }
             RefreshUse::AlreadyRotated(prev) => {

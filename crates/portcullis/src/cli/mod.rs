@@ -3,6 +3,7 @@
 //! the operator go to stdout, failures to stderr.
 
 pub mod config;
+pub mod grants;
 pub mod keys;
 pub mod users;
 
