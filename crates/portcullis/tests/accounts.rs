@@ -530,3 +530,46 @@ async fn keys_rotate_from_the_command_line_and_old_tokens_keep_working() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Instances that start together on a new database all start: one creates the first admin,
+/// the others find it (before, the losers of the race refused to start).
+#[tokio::test]
+async fn instances_starting_together_create_the_admin_once() {
+    use portcullis_authz::server::{AsConfig, AuthServer, Bootstrap};
+    let dir = std::env::temp_dir().join(format!(
+        "portcullis-admin-race-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("p.db").display());
+    let mut config = AsConfig::for_resource(RESOURCE).unwrap();
+    config.master_key_env = Some(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        [7u8; 32],
+    ));
+    config.admin_user = "root".into();
+    config.admin_password = Some(PASSWORD.into());
+    portcullis_store::Store::open(&url).await.unwrap(); // the schema, as `migrate` would
+    let starts = (0..4).map(|_| {
+        let (config, url) = (config.clone(), url.clone());
+        async move {
+            let store = portcullis_store::Store::open(&url).await.unwrap();
+            AuthServer::start(config, store).await.map(|(_, boot)| boot)
+        }
+    });
+    let boots: Vec<Bootstrap> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every instance starts"))
+        .collect();
+    let created = boots
+        .iter()
+        .filter(|b| matches!(b, Bootstrap::AdminCreated(_)))
+        .count();
+    assert_eq!(created, 1, "{boots:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -401,8 +401,8 @@ impl Store {
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; busy_timeout makes a
                     // second writer wait instead of failing; NORMAL sync is durable in WAL.
-                    conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     Ok(())
                 })

@@ -373,9 +373,16 @@ impl AuthServer {
         }
         if let Some(password) = &self.config.admin_password {
             let name = self.config.admin_user.clone();
-            authorize::create_user(&self.store, &self.rng, &name, password, true)
-                .await
-                .map_err(StartError::Keys)?;
+            if let Err(e) =
+                authorize::create_user(&self.store, &self.rng, &name, password, true).await
+            {
+                // Instances starting together on one new database race to create the
+                // admin: the one that loses finds it there, which is what it wanted.
+                if self.store.user_by_name(&name).await?.is_some() {
+                    return Ok(Bootstrap::Ready);
+                }
+                return Err(StartError::Keys(e));
+            }
             return Ok(Bootstrap::AdminCreated(name));
         }
         let token = portcullis_oauth::secret::generate(&self.rng)
