@@ -368,22 +368,10 @@ pub(super) async fn login(
             });
         }
     };
-    // A new session id on sign-in, so an id planted before it is worth nothing after it.
-    // Authorization requests pending in this browser move along with it.
-    let fresh = match s.new_session(Some(&user.id), now).await {
+    let fresh = match s.signed_in_session(&session, &user.id, now).await {
         Ok(sess) => sess,
         Err(r) => return r,
     };
-    let old = secret::hash(&session.id);
-    let moved = async {
-        s.store
-            .rebind_auth_requests(&old, &secret::hash(&fresh.id))
-            .await?;
-        s.store.delete_session(&old).await
-    };
-    if let Err(e) = moved.await {
-        return server_error_page(e);
-    }
     tracing::info!(user = %user.username, "signed in to the account page");
     with_cookie(see_other(paths::ACCOUNT), &fresh)
 }

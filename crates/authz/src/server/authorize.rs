@@ -136,6 +136,27 @@ impl AuthServer {
             set_cookie: Some(cookie),
         })
     }
+
+    /// The session after a sign-in: a new id (so an id planted before sign-in is worth
+    /// nothing after it), with the authorization requests pending in this browser moved to
+    /// it and the old session deleted.
+    pub(super) async fn signed_in_session(
+        &self,
+        old: &Session,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Session, Response> {
+        let fresh = self.new_session(Some(user_id), now).await?;
+        let old = secret::hash(&old.id);
+        let moved = async {
+            self.store
+                .rebind_auth_requests(&old, &secret::hash(&fresh.id))
+                .await?;
+            self.store.delete_session(&old).await
+        };
+        moved.await.map_err(server_error_page)?;
+        Ok(fresh)
+    }
 }
 
 pub(super) fn with_cookie(mut resp: Response, session: &Session) -> Response {
@@ -541,21 +562,10 @@ pub(super) async fn login(
         Ok(user) => user,
         Err(refused) => return refused.page("Wrong username or password.", retry),
     };
-    // A new session id on login, so an id planted before login is worth nothing after it.
-    let fresh = match s.new_session(Some(&user.id), now).await {
+    let fresh = match s.signed_in_session(&session, &user.id, now).await {
         Ok(sess) => sess,
         Err(r) => return r,
     };
-    let old = secret::hash(&session.id);
-    let moved = async {
-        s.store
-            .rebind_auth_requests(&old, &secret::hash(&fresh.id))
-            .await?;
-        s.store.delete_session(&old).await
-    };
-    if let Err(e) = moved.await {
-        return server_error_page(e);
-    }
     tracing::info!(user = %user.username, "signed in");
     with_cookie(consent_redirect(&f.request), &fresh)
 }
