@@ -72,7 +72,7 @@ struct MigrateArgs {
 
 fn migrate(args: MigrateArgs) -> ExitCode {
     let result = portcullis::cli::block_on("migrate", async {
-        let store = portcullis::cli::open_store(&args.db).await?;
+        let store = portcullis::cli::open_or_create_store(&args.db).await?;
         let version = store.schema_version().await.map_err(|e| e.to_string())?;
         store.close().await;
         Ok(version)

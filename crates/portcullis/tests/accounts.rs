@@ -183,6 +183,15 @@ async fn users_are_added_listed_disabled_and_enabled_from_the_command_line() {
         None,
         "no user named \"nobody\"",
     );
+    // A mistyped path is named, and no empty database is made there.
+    let typo = e.dir.join("portcullis-typo.db");
+    let typo_url = format!("sqlite://{}", typo.display());
+    fails(
+        &["user", "list", "--database-url", &typo_url],
+        None,
+        &format!("there is no database at {}", typo.display()),
+    );
+    assert!(!typo.exists(), "the typo did not become a database");
     fails(
         &[
             "user",

@@ -33,8 +33,34 @@ pub fn finish(result: Result<(), String>) -> ExitCode {
     }
 }
 
-/// Opens the database a command names, with the URL in the message when it fails.
+/// Opens the server's database for a command that reads or changes what is in it: a SQLite
+/// file must already exist (a mistyped path would otherwise become a new, empty database
+/// and the command would report on nothing).
 pub async fn open_store(
+    db: &crate::config::DatabaseArg,
+) -> Result<portcullis_store::Store, String> {
+    let url = db.url().map_err(|e| e.to_string())?;
+    if let Some(path) = sqlite_file(&url)
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(format!(
+            "there is no database at {path}: check --database-url (or database_url in the --config file); `portcullis serve` or `portcullis migrate` creates it"
+        ));
+    }
+    open_or_create_store(db).await
+}
+
+/// The file of a `sqlite://PATH` or `sqlite:PATH` URL; `None` for in-memory and other databases.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
+}
+
+/// Opens the server's database, creating and migrating it when it is new (`migrate`).
+pub async fn open_or_create_store(
     db: &crate::config::DatabaseArg,
 ) -> Result<portcullis_store::Store, String> {
     let url = db.url().map_err(|e| e.to_string())?;
