@@ -338,11 +338,22 @@ impl std::fmt::Debug for PasswordForm {
 
 /// The session a form came with, or the answer when there is none (expired: back to the
 /// page, which starts over).
-async fn form_session(s: &AuthServer, headers: &HeaderMap, now: i64) -> Result<Session, Response> {
-    match s.current_session(headers, now).await? {
-        Some(sess) => Ok(sess),
-        None => Err(see_other(paths::ACCOUNT)),
+/// The browser session of a form post, once its CSRF token matches; without a session the
+/// browser goes back to the account page, with a wrong token it is refused.
+async fn form_session(
+    s: &AuthServer,
+    headers: &HeaderMap,
+    csrf: &str,
+    now: i64,
+) -> Result<Session, Response> {
+    let session = s
+        .current_session(headers, now)
+        .await?
+        .ok_or_else(|| see_other(paths::ACCOUNT))?;
+    if !csrf_ok(&session, csrf) {
+        return Err(csrf_refused());
     }
+    Ok(session)
 }
 
 pub(super) async fn login(
@@ -352,13 +363,10 @@ pub(super) async fn login(
     AxumForm(f): AxumForm<LoginForm>,
 ) -> Response {
     let now = now();
-    let session = match form_session(&s, &headers, now).await {
+    let session = match form_session(&s, &headers, &f.csrf, now).await {
         Ok(sess) => sess,
         Err(r) => return r,
     };
-    if !csrf_ok(&session, &f.csrf) {
-        return csrf_refused();
-    }
     let ip = s.client_ip(peer.as_ref().map(|e| &e.0), &headers);
     let user = match s.check_password(&f.username, &f.password, ip, now).await {
         Ok(user) => user,
@@ -390,13 +398,10 @@ pub(super) async fn logout(
     AxumForm(f): AxumForm<CsrfForm>,
 ) -> Response {
     let now = now();
-    let session = match form_session(&s, &headers, now).await {
+    let session = match form_session(&s, &headers, &f.csrf, now).await {
         Ok(sess) => sess,
         Err(r) => return r,
     };
-    if !csrf_ok(&session, &f.csrf) {
-        return csrf_refused();
-    }
     if let Err(e) = s.store.delete_session(&secret::hash(&session.id)).await {
         return server_error_page(e);
     }
@@ -419,13 +424,10 @@ pub(super) async fn revoke(
     AxumForm(f): AxumForm<RevokeForm>,
 ) -> Response {
     let now = now();
-    let session = match form_session(&s, &headers, now).await {
+    let session = match form_session(&s, &headers, &f.csrf, now).await {
         Ok(sess) => sess,
         Err(r) => return r,
     };
-    if !csrf_ok(&session, &f.csrf) {
-        return csrf_refused();
-    }
     let user = match signed_in(&s, &session).await {
         Ok(Some(u)) => u,
         Ok(None) => return see_other(paths::ACCOUNT),
@@ -460,13 +462,10 @@ pub(super) async fn password(
     AxumForm(f): AxumForm<PasswordForm>,
 ) -> Response {
     let now = now();
-    let session = match form_session(&s, &headers, now).await {
+    let session = match form_session(&s, &headers, &f.csrf, now).await {
         Ok(sess) => sess,
         Err(r) => return r,
     };
-    if !csrf_ok(&session, &f.csrf) {
-        return csrf_refused();
-    }
     let user = match signed_in(&s, &session).await {
         Ok(Some(u)) => u,
         Ok(None) => return see_other(paths::ACCOUNT),
