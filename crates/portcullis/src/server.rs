@@ -224,7 +224,7 @@ where
                     .await
                     .map_err(io::Error::other)?;
             let guard = Arc::new(Guard::external(
-                external_guard_config(&config.public_url, &issuer),
+                external_guard_config(&config.public_url, &issuer)?,
                 external,
             ));
             tracing::info!(%issuer, "accepting tokens from the external authorization server");
@@ -305,30 +305,14 @@ impl From<&Arc<AuthServer>> for Protection {
     }
 }
 
-/// The guard of external mode: the resource is this endpoint, the issuer the external one.
-pub fn external_guard_config(public_url: &str, issuer: &str) -> GuardConfig {
-    let metadata_url = url::Url::parse(public_url)
-        .map(|u| {
-            format!(
-                "{}{}{}",
-                u.origin().ascii_serialization(),
-                portcullis_authz::guard::PRM_PATH,
-                u.path().trim_end_matches('/')
-            )
-        })
-        .unwrap_or_default();
-    let baseline = ["mcp", "notes:read"];
-    GuardConfig {
-        resource: public_url.to_owned(),
-        issuer: issuer.to_owned(),
-        metadata_url,
-        required_scopes: portcullis_oauth::ScopeSet::parse("mcp").unwrap_or_default(),
-        challenge_scopes: portcullis_oauth::ScopeSet::parse(&baseline.join(" "))
-            .unwrap_or_default(),
-        scopes_supported: baseline.map(str::to_owned).to_vec(),
-        access_ttl: 3600,
-        implied_scopes: vec![("notes:write".into(), "notes:read".into())],
-    }
+/// The guard of external mode: the same resource, scopes and metadata location as in
+/// embedded mode (`AsConfig::guard_config`), with the external issuer.
+pub fn external_guard_config(public_url: &str, issuer: &str) -> io::Result<GuardConfig> {
+    let mut config = portcullis_authz::server::AsConfig::for_resource(public_url)
+        .map_err(io::Error::other)?
+        .guard_config();
+    config.issuer = issuer.to_owned();
+    Ok(config)
 }
 
 /// The whole application: the MCP endpoint behind the gate (with the guard of `auth`, when

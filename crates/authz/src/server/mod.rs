@@ -161,6 +161,30 @@ impl AsConfig {
         })
     }
 
+    /// What the resource guard checks and asks for: this resource, this issuer, the base
+    /// scope on every request, and the baseline scopes in challenges and in the metadata
+    /// (broader scopes are asked for by step-up challenges).
+    pub fn guard_config(&self) -> GuardConfig {
+        GuardConfig {
+            resource: self.resource.clone(),
+            issuer: self.issuer.clone(),
+            metadata_url: self.resource_metadata_url(),
+            required_scopes: ScopeSet::parse(BASE_SCOPE.name).unwrap_or_default(),
+            challenge_scopes: ScopeSet::parse(&self.default_scopes.join(" ")).unwrap_or_default(),
+            scopes_supported: self
+                .default_scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            access_ttl: self.access_ttl,
+            implied_scopes: self
+                .implied_scopes
+                .iter()
+                .map(|(b, n)| ((*b).to_owned(), (*n).to_owned()))
+                .collect(),
+        }
+    }
+
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
     }
@@ -261,26 +285,7 @@ impl AuthServer {
         let keys =
             keys::KeyRing::load(master, &store, &rng, key_set.clone(), &config, now()).await?;
         let guard = Arc::new(Guard::new(
-            GuardConfig {
-                resource: config.resource.clone(),
-                issuer: config.issuer.clone(),
-                metadata_url: config.resource_metadata_url(),
-                required_scopes: ScopeSet::parse(BASE_SCOPE.name).unwrap_or_default(),
-                challenge_scopes: ScopeSet::parse(&config.default_scopes.join(" "))
-                    .unwrap_or_default(),
-                // Minimal: the baseline. Broader scopes are asked for by step-up challenges.
-                scopes_supported: config
-                    .default_scopes
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect(),
-                access_ttl: config.access_ttl,
-                implied_scopes: config
-                    .implied_scopes
-                    .iter()
-                    .map(|(b, n)| ((*b).to_owned(), (*n).to_owned()))
-                    .collect(),
-            },
+            config.guard_config(),
             key_set,
             Arc::new(RevocationList::default()),
         ));
