@@ -625,27 +625,16 @@ impl ServeArgs {
                         "--token-check introspection needs --introspection-client-id (this server's client at the issuer)".into(),
                     )
                 })?;
-                let env = std::env::var("PORTCULLIS_INTROSPECTION_CLIENT_SECRET")
-                    .ok()
-                    .filter(|v| !v.is_empty());
-                let client_secret = match (env, &self.introspection_client_secret_file) {
-                    (Some(_), Some(_)) => {
-                        return Err(ConfigError(
-                            "PORTCULLIS_INTROSPECTION_CLIENT_SECRET and --introspection-client-secret-file are both set: keep one".into(),
-                        ));
-                    }
-                    (Some(secret), None) => secret,
-                    (None, Some(file)) => crate::settings::read_secret_file(
-                        "--introspection-client-secret-file",
-                        file,
+                let client_secret = secret_from_env_or_file(
+                    "PORTCULLIS_INTROSPECTION_CLIENT_SECRET",
+                    "--introspection-client-secret-file",
+                    self.introspection_client_secret_file.as_deref(),
+                )?
+                .ok_or_else(|| {
+                    ConfigError(
+                        "--token-check introspection needs the client's secret: --introspection-client-secret-file FILE or PORTCULLIS_INTROSPECTION_CLIENT_SECRET".into(),
                     )
-                    .map_err(ConfigError)?,
-                    (None, None) => {
-                        return Err(ConfigError(
-                            "--token-check introspection needs the client's secret: --introspection-client-secret-file FILE or PORTCULLIS_INTROSPECTION_CLIENT_SECRET".into(),
-                        ));
-                    }
-                };
+                })?;
                 TokenCheck::Introspection {
                     client_id,
                     client_secret,
@@ -662,19 +651,31 @@ impl ServeArgs {
     /// The first admin's password: PORTCULLIS_ADMIN_PASSWORD, or the file named by
     /// --admin-password-file.
     fn admin_password(&self) -> Result<Option<String>, ConfigError> {
-        let env = std::env::var("PORTCULLIS_ADMIN_PASSWORD")
-            .ok()
-            .filter(|v| !v.is_empty());
-        match (env, &self.admin_password_file) {
-            (Some(_), Some(_)) => Err(ConfigError(
-                "PORTCULLIS_ADMIN_PASSWORD and --admin-password-file are both set: keep one".into(),
-            )),
-            (Some(p), None) => Ok(Some(p)),
-            (None, Some(file)) => crate::settings::read_secret_file("--admin-password-file", file)
-                .map(Some)
-                .map_err(ConfigError),
-            (None, None) => Ok(None),
-        }
+        secret_from_env_or_file(
+            "PORTCULLIS_ADMIN_PASSWORD",
+            "--admin-password-file",
+            self.admin_password_file.as_deref(),
+        )
+    }
+}
+
+/// A secret given either in the environment variable `env` or in the file named by the
+/// setting `flag` (never both): `None` when neither is set.
+fn secret_from_env_or_file(
+    env: &str,
+    flag: &str,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, ConfigError> {
+    let value = std::env::var(env).ok().filter(|v| !v.is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError(format!(
+            "{env} and {flag} are both set: keep one"
+        ))),
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(file)) => crate::settings::read_secret_file(flag, file)
+            .map(Some)
+            .map_err(ConfigError),
+        (None, None) => Ok(None),
     }
 }
 
