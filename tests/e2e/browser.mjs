@@ -5,7 +5,10 @@
 // on the redirect port: the redirected request is observed, not loaded.
 //
 // E2E_LOGIN_PAGE=oidc-provider: the pages are tests/oidc's provider's instead (external
-// authorization server mode, tests/e2e/external.sh): other field names, no framing header.
+// authorization server mode, tests/e2e/oidc.sh): other field names, no framing header.
+// E2E_LOGIN_PAGE=federated: Portcullis's sign-in page, where the browser presses "Sign in
+// with …" (federated login, tests/e2e/oidc.sh), signs in at tests/oidc's provider (and
+// approves there when it asks), comes back, and approves on Portcullis's consent page.
 //
 // As a module: authorizeInBrowser(authUrl, redirectUri). As a CLI (for the Python client):
 //   node browser.mjs AUTH_URL REDIRECT_URI   -> prints the callback URL
@@ -15,7 +18,33 @@ import { chromium } from 'playwright-core';
 const PAGES = {
   portcullis: { user: '#username', password: '#password', frameOptions: 'DENY', consentText: /Allow/ },
   'oidc-provider': { user: 'input[name=login]', password: 'input[name=password]', frameOptions: undefined, consentText: /asks for/ },
+  federated: { frameOptions: 'DENY', consentText: /Allow/ },
 };
+
+// Federated login: the upstream button on Portcullis's page, then the provider's login page
+// and, the first time, its consent page, until the browser is back on Portcullis's origin.
+async function signInUpstream(page, portcullisOrigin, user, password) {
+  const button = page.locator('#upstream');
+  if ((await button.count()) === 0) throw new Error(`no "Sign in with" button on ${page.url()}: ${await page.textContent('main')}`);
+  await button.click();
+  await page.waitForSelector('input[name=login]', { timeout: 10000 }).catch(async () => {
+    throw new Error(`no provider login page after the upstream button (${page.url()}): ${await page.textContent('body').catch(() => '?')}`);
+  });
+  if (new URL(page.url()).origin === portcullisOrigin) throw new Error('the login form is Portcullis\'s, not the provider\'s');
+  await page.fill('input[name=login]', user);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+  // The provider's consent (first time only), then Portcullis's consent page.
+  for (let i = 0; i < 2; i++) {
+    await page.waitForSelector('button[value=approve]', { timeout: 10000 }).catch(async () => {
+      throw new Error(`no consent page after the provider's login (${page.url()}): ${await page.textContent('body').catch(() => '?')}`);
+    });
+    if (new URL(page.url()).origin === portcullisOrigin) return;
+    await page.click('button[value=approve]');
+    await page.waitForURL((u) => u.origin === portcullisOrigin || !u.pathname.includes('/interaction/'), { timeout: 10000 }).catch(() => {});
+  }
+  throw new Error(`the provider did not send the browser back to Portcullis (${page.url()})`);
+}
 
 export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
   const kind = opts.loginPage ?? process.env.E2E_LOGIN_PAGE ?? 'portcullis';
@@ -46,9 +75,13 @@ export async function authorizeInBrowser(authUrl, redirectUri, opts = {}) {
       const frame = resp.headers()['x-frame-options'];
       if (frame !== sel.frameOptions) throw new Error(`login page must refuse framing, got X-Frame-Options ${frame}`);
     }
-    await page.fill(sel.user, user);
-    await page.fill(sel.password, password);
-    await page.click('button[type=submit]');
+    if (kind === 'federated') {
+      await signInUpstream(page, new URL(String(authUrl)).origin, user, password);
+    } else {
+      await page.fill(sel.user, user);
+      await page.fill(sel.password, password);
+      await page.click('button[type=submit]');
+    }
     try {
       await page.waitForSelector('button[value=approve]', { timeout: 10000 });
     } catch (e) {

@@ -4,7 +4,7 @@ in headless Chromium (browser.mjs) -> token exchange -> tools -> refresh -> revo
 
 Usage: python oauth_py.py MCP_URL dcr|cimd [CIMD_URL]
 
-External authorization server mode (tests/e2e/external.sh): E2E_ISSUER is the provider's
+External authorization server mode (tests/e2e/oidc.sh): E2E_ISSUER is the provider's
 issuer (tests/oidc), E2E_SUB the sub of the user who logs in there, E2E_TOKEN_FORMAT jwt or
 opaque, and E2E_LOGIN_PAGE=oidc-provider for browser.mjs. The SDK must then log in at that
 issuer and hold its token; refresh is checked without Portcullis's rotation rules, and
@@ -121,6 +121,13 @@ async def main(mcp_url: str, registration: str, cimd_url: str | None) -> None:
                     assert claims["iss"] == external, f"the access token comes from the external issuer: {claims}"
                     assert claims["aud"] == mcp_url, f"the access token is for this MCP server: {claims}"
                     assert claims["sub"] == sub, claims
+            else:
+                # Portcullis's own token, also after a federated login (never the provider's).
+                part = first.access_token.split(".")[1]
+                claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+                assert claims["iss"] == origin, f"the access token is Portcullis's own: {claims}"
+                upstream_sub = os.environ.get("E2E_UPSTREAM_SUB")
+                assert claims["sub"] != upstream_sub, f"the token names the local account: {claims}"
 
             # Refresh: mark the token expired so the SDK refreshes before the next call. An
             # external provider issues a refresh token only for offline_access (the SDK asks

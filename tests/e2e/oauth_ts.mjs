@@ -6,7 +6,7 @@
 // Usage: node oauth_ts.mjs v1|v2 MCP_URL dcr|cimd [CIMD_URL]
 //   v1 = @modelcontextprotocol/sdk 1.x, v2 = @modelcontextprotocol/client 2.x
 //
-// External authorization server mode (tests/e2e/external.sh): E2E_ISSUER is the provider's
+// External authorization server mode (tests/e2e/oidc.sh): E2E_ISSUER is the provider's
 // issuer (tests/oidc), E2E_SUB the sub of the user who logs in there, E2E_TOKEN_FORMAT jwt or
 // opaque, and E2E_LOGIN_PAGE=oidc-provider for browser.mjs. Then the SDK must find that
 // issuer through Portcullis's metadata, register and log in there, and hold the provider's
@@ -108,6 +108,11 @@ if (external) {
     assert.equal(claims.aud, mcpUrl, 'the access token is for this MCP server (RFC 8707 resource)');
     assert.equal(claims.sub, process.env.E2E_SUB, 'the access token is the provider user\'s');
   }
+} else {
+  // Portcullis's own token, also after a federated login (never the upstream provider's).
+  const claims = jwtClaims(s.tokens.access_token);
+  assert.equal(claims?.iss, origin, 'the access token is Portcullis\'s own');
+  if (process.env.E2E_UPSTREAM_SUB) assert.notEqual(claims.sub, process.env.E2E_UPSTREAM_SUB, 'the token names the local account, not the provider\'s subject');
 }
 
 // 4. Use the tools with the token.

@@ -3,9 +3,8 @@
 //! Discovery) and must name itself with exactly the configured issuer. Its tokens are
 //! checked one of two ways:
 //! - **JWT** (RFC 9068 and what most providers issue): the signature against the provider's
-//!   JWKS, kept per its `Cache-Control` and fetched again when a token names an unknown
-//!   `kid` (at most once per [`JWKS_REFETCH_FLOOR`], so made-up kids cannot make this server
-//!   hammer the provider), then `iss`, `aud`, `exp`, `nbf`;
+//!   JWKS ([`RemoteKeys`]: kept per its `Cache-Control`, fetched again on an unknown `kid`
+//!   at most once per [`JWKS_REFETCH_FLOOR`]), then `iss`, `aud`, `exp`, `nbf`;
 //! - **introspection** (RFC 7662, for opaque tokens): the provider is asked, and an active
 //!   answer is kept until the token expires or [`INTROSPECTION_CACHE_MAX`] passes, whichever
 //!   is first; the cache is bounded.
@@ -15,24 +14,23 @@
 //! SSRF fence ([`crate::fetch`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use portcullis_oauth::ScopeSet;
-use portcullis_oauth::jws::{self, Jwk, JwsError};
+use portcullis_oauth::jws::{self, JwsError};
 use serde_json::{Map, Value};
 
 use crate::Principal;
 use crate::fetch::{Fenced, FetchError, FetchPolicy};
 use crate::guard::LEEWAY_SECS;
+use crate::remote_keys::RemoteKeys;
 
-/// Least time between two JWKS fetches caused by unknown key ids.
-pub const JWKS_REFETCH_FLOOR: i64 = 10;
+pub use crate::remote_keys::JWKS_REFETCH_FLOOR;
 /// Longest an introspection answer is reused (the token's expiry may cut it shorter).
 pub const INTROSPECTION_CACHE_MAX: i64 = 300;
 const INTROSPECTION_CACHE_SIZE: usize = 10_000;
 const MAX_METADATA_BYTES: usize = 64 * 1024;
-const DEFAULT_JWKS_FRESH: i64 = 3600;
 
 /// How the external server's tokens are checked.
 #[derive(Clone, PartialEq, Eq)]
@@ -113,13 +111,6 @@ impl ExternalError {
     }
 }
 
-#[derive(Debug, Default)]
-struct KeyCache {
-    keys: Vec<Jwk>,
-    fresh_until: i64,
-    fetched_at: i64,
-}
-
 #[derive(Debug, Clone)]
 struct Introspected {
     principal: Arc<Principal>,
@@ -131,10 +122,8 @@ struct Introspected {
 pub struct External {
     pub config: ExternalConfig,
     fenced: Fenced,
-    jwks_uri: Option<String>,
     introspection_endpoint: Option<String>,
-    keys: RwLock<KeyCache>,
-    refetching: tokio::sync::Mutex<()>,
+    keys: Option<RemoteKeys>,
     introspected: Mutex<HashMap<[u8; 32], Introspected>>,
 }
 
@@ -175,14 +164,12 @@ impl External {
         let external = Arc::new(Self {
             config,
             fenced,
-            jwks_uri,
             introspection_endpoint,
-            keys: RwLock::new(KeyCache::default()),
-            refetching: tokio::sync::Mutex::new(()),
+            keys: jwks_uri.map(RemoteKeys::new),
             introspected: Mutex::new(HashMap::new()),
         });
-        if external.config.check == TokenCheck::Jwt {
-            external.refresh_keys(now).await.map_err(|e| {
+        if let (TokenCheck::Jwt, Some(keys)) = (&external.config.check, &external.keys) {
+            keys.refresh(&external.fenced, now).await.map_err(|e| {
                 format!(
                     "cannot read the signing keys of {}: {e}",
                     external.config.issuer
@@ -195,7 +182,7 @@ impl External {
     /// Whether tokens can be checked now: keys loaded (JWT), or an endpoint to ask.
     pub fn ready(&self) -> bool {
         match self.config.check {
-            TokenCheck::Jwt => self.keys.read().is_ok_and(|k| !k.keys.is_empty()),
+            TokenCheck::Jwt => self.keys.as_ref().is_some_and(RemoteKeys::loaded),
             TokenCheck::Introspection { .. } => self.introspection_endpoint.is_some(),
         }
     }
@@ -221,18 +208,8 @@ impl External {
         now: i64,
     ) -> Result<(Arc<Principal>, i64), ExternalError> {
         let algorithms: Vec<&str> = self.config.algorithms.iter().map(String::as_str).collect();
-        let check = |keys: &RwLock<KeyCache>| {
-            let keys = keys.read().map_err(|_| JwsError::UnknownKey)?;
-            jws::verify(token, &keys.keys, &algorithms)
-        };
-        let mut signed = check(&self.keys);
-        let stale = self.keys.read().is_ok_and(|k| k.fresh_until <= now);
-        if matches!(signed, Err(JwsError::UnknownKey)) || stale {
-            // Unknown kid: the provider may have rotated. Stale: time to reread anyway.
-            if self.refresh_keys_limited(now).await {
-                signed = check(&self.keys);
-            }
-        }
+        let keys = self.keys.as_ref().ok_or(JwsError::UnknownKey)?;
+        let signed = keys.verify(&self.fenced, token, &algorithms, now).await;
         let signed = signed?;
         if let Some(typ) = &signed.typ {
             let t = typ.to_ascii_lowercase();
@@ -253,60 +230,6 @@ impl External {
             .and_then(Value::as_i64)
             .unwrap_or(now);
         Ok((Arc::new(self.principal(&signed.claims)?), exp))
-    }
-
-    /// Rereads the JWKS if the last read is older than the floor; true when it did.
-    async fn refresh_keys_limited(&self, now: i64) -> bool {
-        let fetched_at = || self.keys.read().map(|k| k.fetched_at).unwrap_or(0);
-        let before = fetched_at();
-        let _one_at_a_time = self.refetching.lock().await;
-        let last = fetched_at();
-        if last != before {
-            return true; // reread by the request this one waited for: check again
-        }
-        if last + JWKS_REFETCH_FLOOR > now {
-            return false;
-        }
-        match self.refresh_keys(now).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(issuer = %self.config.issuer, error = %e, "could not reread the external authorization server's keys");
-                if let Ok(mut k) = self.keys.write() {
-                    k.fetched_at = now; // the floor applies to failures too
-                }
-                false
-            }
-        }
-    }
-
-    async fn refresh_keys(&self, now: i64) -> Result<(), String> {
-        let Some(uri) = &self.jwks_uri else {
-            return Ok(());
-        };
-        let fetched = self
-            .fenced
-            .get_json(uri, MAX_METADATA_BYTES)
-            .await
-            .map_err(|e| format!("{uri}: {e}"))?;
-        let jwks = fetched
-            .json()
-            .ok_or_else(|| format!("{uri} is not a JWKS document"))?;
-        let keys = Jwk::parse_set(&jwks);
-        if keys.is_empty() {
-            return Err(format!("{uri} holds no signing key this server can use"));
-        }
-        let fresh = fetched
-            .max_age
-            .unwrap_or(DEFAULT_JWKS_FRESH)
-            .clamp(60, 86_400);
-        if let Ok(mut k) = self.keys.write() {
-            *k = KeyCache {
-                keys,
-                fresh_until: now + fresh,
-                fetched_at: now,
-            };
-        }
-        Ok(())
     }
 
     async fn introspect(

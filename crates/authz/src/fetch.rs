@@ -150,6 +150,21 @@ impl Fenced {
         Ok(fetched)
     }
 
+    /// GETs JSON from `url` with an `Authorization` header (a bearer token for a userinfo
+    /// or user API): 200 only, at most `limit` bytes.
+    pub async fn get_json_authorized(
+        &self,
+        url: &str,
+        authorization: &str,
+        limit: usize,
+    ) -> Result<Fetched, FetchError> {
+        let fetched = self.send(url, None, Some(authorization), limit).await?;
+        if fetched.status != 200 {
+            return Err(FetchError::Status(fetched.status));
+        }
+        Ok(fetched)
+    }
+
     /// POSTs a form to `url` (with an `Authorization` header when given) and returns the
     /// JSON answer whatever its status, for the caller to read OAuth errors from.
     pub async fn post_form(

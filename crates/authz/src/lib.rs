@@ -9,7 +9,9 @@ pub mod external;
 pub mod fetch;
 pub mod forwarded;
 pub mod guard;
+pub mod remote_keys;
 pub mod server;
+pub mod upstream;
 
 use std::sync::Arc;
 

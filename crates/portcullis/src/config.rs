@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use portcullis_authz::AuthMode;
 use portcullis_authz::forwarded::ProxyRange;
 use portcullis_authz::server::{AsConfig, CimdPolicy};
+use portcullis_authz::upstream::{GithubEndpoints, Preset, UpstreamConfig};
 
 use crate::host::{HostConfig, OriginPolicy, OriginRule};
 use crate::tls::TlsFiles;
@@ -201,6 +202,62 @@ pub struct ServeArgs {
     #[arg(long, env = "PORTCULLIS_TLS_RELOAD_INTERVAL", default_value_t = 5)]
     pub tls_reload_interval: u64,
 
+    /// Let people sign in through an upstream identity provider (federated login; Portcullis
+    /// stays the authorization server): oidc (any OpenID Connect issuer, with --login-issuer),
+    /// google, entra, keycloak or github.
+    #[arg(long, env = "PORTCULLIS_LOGIN_PROVIDER", value_enum)]
+    pub login_provider: Option<LoginProviderChoice>,
+
+    /// The provider's issuer URL, exactly as its metadata states it (google has a default;
+    /// entra: https://login.microsoftonline.com/TENANT-ID/v2.0; keycloak: the realm's URL).
+    #[arg(long, env = "PORTCULLIS_LOGIN_ISSUER")]
+    pub login_issuer: Option<String>,
+
+    /// This server's client id at the provider. Register the redirect URI
+    /// PUBLIC-ORIGIN/oauth/upstream/callback there.
+    #[arg(long, env = "PORTCULLIS_LOGIN_CLIENT_ID")]
+    pub login_client_id: Option<String>,
+
+    /// A file holding this server's client secret at the provider (or set
+    /// PORTCULLIS_LOGIN_CLIENT_SECRET).
+    #[arg(long, env = "PORTCULLIS_LOGIN_CLIENT_SECRET_FILE")]
+    pub login_client_secret_file: Option<PathBuf>,
+
+    /// Scopes asked of the provider (default: openid email profile; github: read:user user:email).
+    #[arg(long, env = "PORTCULLIS_LOGIN_SCOPES")]
+    pub login_scopes: Option<String>,
+
+    /// The provider's name on the sign-in button ("Sign in with NAME").
+    #[arg(long, env = "PORTCULLIS_LOGIN_NAME")]
+    pub login_name: Option<String>,
+
+    /// Only people with a verified e-mail address in these domains may sign in upstream.
+    #[arg(long, env = "PORTCULLIS_LOGIN_ALLOWED_DOMAINS", value_delimiter = ',')]
+    pub login_allowed_domains: Vec<String>,
+
+    /// Only people whose ID token (or userinfo) has these claims may sign in upstream:
+    /// CLAIM=VALUE, comma-separated (a list claim must contain VALUE), e.g. groups=mcp-users.
+    #[arg(long, env = "PORTCULLIS_LOGIN_REQUIRED_CLAIMS", value_delimiter = ',')]
+    pub login_required_claims: Vec<String>,
+
+    /// Let any account at google or github sign in (without it, those need
+    /// --login-allowed-domains or --login-required-claims).
+    #[arg(long, env = "PORTCULLIS_LOGIN_ALLOW_ANY_ACCOUNT")]
+    pub login_allow_any_account: bool,
+
+    /// Accept usernames and passwords of local accounts (false: upstream sign-in only).
+    #[arg(long, env = "PORTCULLIS_PASSWORD_LOGIN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub password_login: bool,
+
+    /// TEST ONLY: let the upstream identity provider be on a loopback address (and plain http
+    /// there). Never in production.
+    #[arg(long, env = "PORTCULLIS_INSECURE_LOGIN_LOOPBACK", hide = true)]
+    pub insecure_login_loopback: bool,
+
+    /// TEST ONLY: where GitHub's web and API endpoints are (BASE/login/oauth/..., BASE/api).
+    #[arg(long, env = "PORTCULLIS_LOGIN_GITHUB_BASE", hide = true)]
+    pub login_github_base: Option<String>,
+
     /// TEST ONLY: fetch client metadata documents from loopback addresses. Never in production.
     #[arg(
         long,
@@ -257,6 +314,15 @@ pub enum AuthChoice {
     Embedded,
     External,
     None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoginProviderChoice {
+    Oidc,
+    Google,
+    Entra,
+    Keycloak,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -437,6 +503,13 @@ impl ServeArgs {
             }
         }
 
+        if self.auth != AuthChoice::Embedded
+            && (self.login_provider.is_some() || !self.password_login)
+        {
+            return Err(ConfigError(
+                "--login-provider and --password-login apply only to the embedded authorization server: drop them, or drop --auth".into(),
+            ));
+        }
         if self.auth != AuthChoice::External {
             for (set, name) in [
                 (self.issuer.is_some(), "--issuer"),
@@ -488,6 +561,13 @@ impl ServeArgs {
                 c.admin_user = self.admin_user.clone();
                 c.admin_password = self.admin_password()?;
                 c.allow_signup = self.allow_signup;
+                c.upstream = self.upstream_login()?;
+                c.password_login = self.password_login;
+                if !c.password_login && c.upstream.is_none() {
+                    return Err(ConfigError(
+                        "--password-login false leaves no way to sign in: add --login-provider, or keep password sign-in".into(),
+                    ));
+                }
                 c.cimd = CimdPolicy {
                     allow_loopback: self.insecure_client_metadata_loopback,
                     extra_roots: self.client_metadata_extra_ca.clone(),
@@ -646,6 +726,166 @@ impl ServeArgs {
             config: Box::new(c),
             database_url: self.db.url()?,
         })
+    }
+
+    /// Federated login: the upstream provider from the --login-* settings, checked.
+    fn upstream_login(&self) -> Result<Option<UpstreamConfig>, ConfigError> {
+        let Some(choice) = self.login_provider else {
+            for (set, name) in [
+                (self.login_issuer.is_some(), "--login-issuer"),
+                (self.login_client_id.is_some(), "--login-client-id"),
+                (
+                    self.login_client_secret_file.is_some(),
+                    "--login-client-secret-file",
+                ),
+                (
+                    !self.login_allowed_domains.is_empty(),
+                    "--login-allowed-domains",
+                ),
+                (
+                    !self.login_required_claims.is_empty(),
+                    "--login-required-claims",
+                ),
+            ] {
+                if set {
+                    return Err(ConfigError(format!(
+                        "{name} applies only with --login-provider (oidc, google, entra, keycloak or github): add it, or drop {name}"
+                    )));
+                }
+            }
+            return Ok(None);
+        };
+        let preset = match choice {
+            LoginProviderChoice::Oidc => Preset::Oidc,
+            LoginProviderChoice::Google => Preset::Google,
+            LoginProviderChoice::Entra => Preset::Entra,
+            LoginProviderChoice::Keycloak => Preset::Keycloak,
+            LoginProviderChoice::Github => Preset::Github,
+        };
+        let issuer = match (&self.login_issuer, preset) {
+            (Some(_), Preset::Github) => {
+                return Err(ConfigError(
+                    "--login-issuer does not apply to github (GitHub is not an OpenID provider): drop it".into(),
+                ));
+            }
+            (Some(i), _) => i.clone(),
+            (None, p) => p.default_issuer().map(str::to_owned).ok_or_else(|| {
+                ConfigError(match p {
+                    Preset::Entra => "--login-provider entra needs --login-issuer https://login.microsoftonline.com/TENANT-ID/v2.0 (your directory's tenant id)".into(),
+                    Preset::Keycloak => "--login-provider keycloak needs --login-issuer https://KEYCLOAK-HOST/realms/REALM".into(),
+                    _ => "--login-provider oidc needs --login-issuer: the provider's issuer URL".into(),
+                })
+            })?,
+        };
+        if preset != Preset::Github {
+            let parsed = url::Url::parse(&issuer).map_err(|e| {
+                ConfigError(format!("--login-issuer {issuer:?} is not a URL ({e})"))
+            })?;
+            let loopback_http = parsed.scheme() == "http"
+                && self.insecure_login_loopback
+                && parsed
+                    .host()
+                    .is_some_and(|h| portcullis_oauth::redirect::is_loopback_host(&h));
+            if parsed.scheme() != "https" && !loopback_http {
+                return Err(ConfigError(format!(
+                    "--login-issuer {issuer:?} must be an https URL"
+                )));
+            }
+            if preset == Preset::Entra
+                && ["/common/", "/organizations/", "/consumers/"]
+                    .iter()
+                    .any(|t| parsed.path().starts_with(t))
+            {
+                return Err(ConfigError(format!(
+                    "--login-issuer {issuer:?} is a multi-tenant endpoint, whose ID tokens name each user's own tenant: give your tenant's issuer, https://login.microsoftonline.com/TENANT-ID/v2.0"
+                )));
+            }
+        }
+        let client_id = self.login_client_id.clone().ok_or_else(|| {
+            ConfigError(
+                "--login-provider needs --login-client-id: this server's client id at the provider"
+                    .into(),
+            )
+        })?;
+        let client_secret = secret_from_env_or_file(
+            "PORTCULLIS_LOGIN_CLIENT_SECRET",
+            "--login-client-secret-file",
+            self.login_client_secret_file.as_deref(),
+        )?
+        .ok_or_else(|| {
+            ConfigError(
+                "--login-provider needs the client secret: --login-client-secret-file FILE or PORTCULLIS_LOGIN_CLIENT_SECRET".into(),
+            )
+        })?;
+        let allowed_domains: Vec<String> = self
+            .login_allowed_domains
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect();
+        let mut required_claims = Vec::new();
+        for rule in &self.login_required_claims {
+            let rule = rule.trim();
+            if rule.is_empty() {
+                continue;
+            }
+            let (k, v) = rule
+                .split_once('=')
+                .filter(|(k, v)| !k.trim().is_empty() && !v.trim().is_empty())
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "--login-required-claims {rule:?} is not CLAIM=VALUE (e.g. groups=mcp-users)"
+                    ))
+                })?;
+            required_claims.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        if preset.open_to_anyone()
+            && allowed_domains.is_empty()
+            && required_claims.is_empty()
+            && !self.login_allow_any_account
+        {
+            return Err(ConfigError(format!(
+                "--login-provider {} lets anyone with an account there sign in: say who may, with --login-allowed-domains example.com                  (or --login-required-claims), or allow everyone with --login-allow-any-account",
+                preset.display_name().unwrap_or("").to_ascii_lowercase()
+            )));
+        }
+        let name = self
+            .login_name
+            .clone()
+            .or_else(|| preset.display_name().map(str::to_owned))
+            .unwrap_or_else(|| {
+                url::Url::parse(&issuer)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| issuer.clone())
+            });
+        let mut github = GithubEndpoints::default();
+        if let Some(base) = &self.login_github_base {
+            let base = base.trim_end_matches('/');
+            github = GithubEndpoints {
+                authorize: format!("{base}/login/oauth/authorize"),
+                token: format!("{base}/login/oauth/access_token"),
+                api: format!("{base}/api"),
+            };
+        }
+        Ok(Some(UpstreamConfig {
+            preset,
+            name,
+            issuer,
+            client_id,
+            client_secret,
+            scopes: self
+                .login_scopes
+                .clone()
+                .unwrap_or_else(|| preset.default_scopes().to_owned()),
+            allowed_domains,
+            required_claims,
+            fetch: portcullis_authz::fetch::FetchPolicy {
+                allow_loopback: self.insecure_login_loopback,
+                extra_roots: None,
+            },
+            github,
+        }))
     }
 
     /// The first admin's password: PORTCULLIS_ADMIN_PASSWORD, or the file named by
@@ -908,6 +1148,137 @@ mod tests {
                 .check(Some("https://mcp.example.com"), Some("mcp.example.com")),
             None
         );
+    }
+
+    #[test]
+    fn upstream_login_settings_are_checked_and_presets_fill_in() {
+        let secret_file =
+            std::env::temp_dir().join(format!("portcullis-login-secret-{}", std::process::id()));
+        std::fs::write(&secret_file, "s3cret\n").unwrap();
+        let secret = secret_file.to_str().unwrap();
+        let base = [
+            "--login-client-id",
+            "cid",
+            "--login-client-secret-file",
+            secret,
+        ];
+        let with = |extra: &[&str]| {
+            let mut a: Vec<&str> = base.to_vec();
+            a.extend_from_slice(extra);
+            config(&a)
+        };
+        let as_config = |c: ServeConfig| match c.auth {
+            AuthPlan::Embedded { config, .. } => *config,
+            other => panic!("{other:?}"),
+        };
+        let google = as_config(
+            with(&[
+                "--login-provider",
+                "google",
+                "--login-allowed-domains",
+                "@Corp.Example",
+            ])
+            .unwrap(),
+        );
+        let up = google.upstream.unwrap();
+        assert_eq!(up.issuer, "https://accounts.google.com");
+        assert_eq!(up.name, "Google");
+        assert_eq!(up.client_secret, "s3cret");
+        assert_eq!(up.allowed_domains, vec!["corp.example".to_owned()]);
+        assert!(
+            !format!("{up:?}").contains("s3cret"),
+            "Debug hides the secret"
+        );
+        let kc = as_config(
+            with(&[
+                "--login-provider",
+                "keycloak",
+                "--login-issuer",
+                "https://kc.example/realms/staff",
+                "--login-required-claims",
+                "groups=mcp, email_verified=true",
+                "--password-login",
+                "false",
+            ])
+            .unwrap(),
+        );
+        assert!(!kc.password_login);
+        let up = kc.upstream.unwrap();
+        assert_eq!(up.name, "Keycloak");
+        assert_eq!(
+            up.required_claims,
+            vec![
+                ("groups".to_owned(), "mcp".to_owned()),
+                ("email_verified".to_owned(), "true".to_owned())
+            ]
+        );
+        for (args, needle) in [
+            (
+                &["--login-provider", "google"][..],
+                "--login-allow-any-account",
+            ),
+            (
+                &["--login-provider", "github"][..],
+                "--login-allowed-domains",
+            ),
+            (&["--login-provider", "oidc"][..], "needs --login-issuer"),
+            (&["--login-provider", "entra"][..], "TENANT-ID"),
+            (
+                &[
+                    "--login-provider",
+                    "entra",
+                    "--login-issuer",
+                    "https://login.microsoftonline.com/common/v2.0",
+                ][..],
+                "multi-tenant",
+            ),
+            (
+                &[
+                    "--login-provider",
+                    "oidc",
+                    "--login-issuer",
+                    "http://idp.example",
+                ][..],
+                "https",
+            ),
+            (
+                &[
+                    "--login-provider",
+                    "github",
+                    "--login-issuer",
+                    "https://github.com",
+                    "--login-allow-any-account",
+                ][..],
+                "does not apply to github",
+            ),
+            (
+                &[
+                    "--login-provider",
+                    "google",
+                    "--login-required-claims",
+                    "hd",
+                ][..],
+                "CLAIM=VALUE",
+            ),
+        ] {
+            let err = with(args).unwrap_err().0;
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
+        let err = config(&["--login-provider", "google", "--login-allow-any-account"])
+            .unwrap_err()
+            .0;
+        assert!(err.contains("--login-client-id"), "{err}");
+        let err = config(&["--login-issuer", "https://idp.example"])
+            .unwrap_err()
+            .0;
+        assert!(err.contains("only with --login-provider"), "{err}");
+        let err = config(&["--password-login", "false"]).unwrap_err().0;
+        assert!(err.contains("no way to sign in"), "{err}");
+        let err = config(&["--auth", "none", "--password-login", "false"])
+            .unwrap_err()
+            .0;
+        assert!(err.contains("embedded authorization server"), "{err}");
+        std::fs::remove_file(&secret_file).ok();
     }
 
     #[test]

@@ -196,6 +196,8 @@ where
                 ),
             }
             server.spawn_upkeep();
+            let checking = server.clone();
+            tokio::spawn(async move { checking.check_upstream().await });
             // The 2025 sessions this instance held before a restart ended with it.
             if let Some(url) = &config.host.instance_url {
                 match server.store().forget_instance_sessions(url).await {

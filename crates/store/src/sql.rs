@@ -77,6 +77,10 @@ const MIGRATIONS: &[(i64, Migration)] = &[
         12,
         Migration::Shared(include_str!("../migrations/0012_grant_use.sql")),
     ),
+    (
+        13,
+        Migration::Shared(include_str!("../migrations/0013_upstream_links.sql")),
+    ),
 ];
 
 /// The migration after which the SQLite full-text index is refilled from Rust (its words
@@ -105,6 +109,16 @@ impl Dialect {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) dialect: Dialect,
+}
+
+/// What [`Store::create_upstream_user`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamCreated {
+    Created,
+    /// Another account has this username; nothing was created.
+    NameTaken,
+    /// The upstream identity is already linked (a sign-in raced this one); nothing was created.
+    AlreadyLinked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -332,6 +346,22 @@ fn refresh_from(row: &AnyRow) -> Result<RefreshRow> {
     })
 }
 
+/// Adds an account unless its id or username is taken (then it affects no row).
+fn insert_user(
+    user: &User,
+    now: i64,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&user.id)
+    .bind(&user.username)
+    .bind(&user.password_hash)
+    .bind(i64::from(user.is_admin))
+    .bind(now)
+}
+
 const USER_COLS: &str = "id, username, password_hash, is_admin, disabled_at";
 
 fn user_from(row: &AnyRow) -> Result<User> {
@@ -506,17 +536,7 @@ impl Store {
     // ---- users ----
 
     pub async fn create_user(&self, user: &User, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO users (id, username, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(&user.password_hash)
-        .bind(i64::from(user.is_admin))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let r = insert_user(user, now).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -612,6 +632,84 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    // ---- accounts linked to an upstream identity provider ----
+
+    /// The account linked to `subject` at the upstream `issuer`, noting this sign-in.
+    pub async fn user_by_upstream(
+        &self,
+        issuer: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<Option<User>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM users u JOIN upstream_links l ON l.user_id = u.id
+             WHERE l.issuer = $1 AND l.subject = $2",
+            USER_COLS
+                .split(", ")
+                .map(|c| format!("u.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        let user = row.as_ref().map(user_from).transpose()?;
+        if user.is_some() {
+            sqlx::query(
+                "UPDATE upstream_links SET last_login_at = $1 WHERE issuer = $2 AND subject = $3",
+            )
+            .bind(now)
+            .bind(issuer)
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(user)
+    }
+
+    /// Creates `user` linked to `subject` at `issuer`, both or neither.
+    pub async fn create_upstream_user(
+        &self,
+        user: &User,
+        issuer: &str,
+        subject: &str,
+        now: i64,
+    ) -> Result<UpstreamCreated> {
+        let mut tx = self.pool.begin().await?;
+        let made = insert_user(user, now).execute(&mut *tx).await?;
+        if made.rows_affected() != 1 {
+            return Ok(UpstreamCreated::NameTaken);
+        }
+        let linked = sqlx::query(
+            "INSERT INTO upstream_links (issuer, subject, user_id, created_at, last_login_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(&user.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if linked.rows_affected() != 1 {
+            return Ok(UpstreamCreated::AlreadyLinked);
+        }
+        tx.commit().await?;
+        Ok(UpstreamCreated::Created)
+    }
+
+    /// The upstream issuers an account signs in with.
+    pub async fn upstream_issuers(&self, user_id: &str) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT issuer FROM upstream_links WHERE user_id = $1 ORDER BY issuer")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("issuer")?))
+            .collect::<Result<_>>()
     }
 
     // ---- one-time password links (invitations and resets) ----

@@ -988,3 +988,71 @@ async fn grants_are_listed_with_their_use_and_revoked_by_selector() {
     }
     finish(all).await;
 }
+
+/// An upstream identity names one account: creating the account and its link is one step,
+/// a taken username or an identity linked meanwhile creates nothing, and a lookup by the
+/// (issuer, subject) pair finds the account, never by another issuer's same subject.
+#[tokio::test]
+async fn upstream_identities_link_to_one_account() {
+    let all = backends().await;
+    for (name, s) in &all {
+        let name = name.as_str();
+        let user = |id: &str, username: &str| User {
+            id: id.into(),
+            username: username.into(),
+            password_hash: String::new(),
+            is_admin: false,
+            disabled: false,
+        };
+        let idp = "https://idp.example";
+        assert_eq!(
+            s.user_by_upstream(idp, "sub-1", 10).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            s.create_upstream_user(&user("u1", "alice"), idp, "sub-1", 10)
+                .await
+                .unwrap(),
+            UpstreamCreated::Created,
+            "{name}"
+        );
+        let found = s.user_by_upstream(idp, "sub-1", 20).await.unwrap().unwrap();
+        assert_eq!(
+            (found.id.as_str(), found.username.as_str()),
+            ("u1", "alice")
+        );
+        assert_eq!(
+            s.user_by_upstream("https://other.example", "sub-1", 20)
+                .await
+                .unwrap(),
+            None,
+            "{name}: the subject is only unique per issuer"
+        );
+        // Username taken: neither the account nor the link is made.
+        assert_eq!(
+            s.create_upstream_user(&user("u2", "alice"), idp, "sub-2", 30)
+                .await
+                .unwrap(),
+            UpstreamCreated::NameTaken,
+            "{name}"
+        );
+        assert_eq!(s.user_by_upstream(idp, "sub-2", 30).await.unwrap(), None);
+        // Identity already linked: the second account is rolled back.
+        assert_eq!(
+            s.create_upstream_user(&user("u3", "alice-2"), idp, "sub-1", 40)
+                .await
+                .unwrap(),
+            UpstreamCreated::AlreadyLinked,
+            "{name}"
+        );
+        assert_eq!(s.user_by_id("u3").await.unwrap(), None, "{name}");
+        assert_eq!(s.count_users().await.unwrap(), 1, "{name}");
+        assert_eq!(
+            s.upstream_issuers("u1").await.unwrap(),
+            vec![idp.to_owned()],
+            "{name}"
+        );
+    }
+    finish(all).await;
+}

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Form as AxumForm, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use portcullis_oauth::client::{ClientSettings, is_metadata_document_id};
 use portcullis_oauth::{ScopeSet, secret};
 use portcullis_store::{GrantFilter, GrantInfo, GrantSelector, User};
@@ -21,20 +21,10 @@ use serde::Deserialize;
 use super::authorize::{
     Peer, Refused, Session, csrf_ok, hash_password, server_error_page, valid_password, with_cookie,
 };
-use super::pages::{self, page};
+use super::pages::{self, page, see_other};
 use super::{AuthServer, now, paths};
 
 /// The page after a form, without the form being sent again on reload.
-fn see_other(to: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
 fn csrf_refused() -> Response {
     pages::error(
         StatusCode::FORBIDDEN,
@@ -92,7 +82,7 @@ pub(super) async fn show(
         Err(r) => return r,
     };
     let resp = match user {
-        None => login_form(&session, "", StatusCode::OK, None),
+        None => login_form(&s, &session, "", StatusCode::OK, None),
         Some(user) => {
             let notice = match q.done.as_str() {
                 "disconnected" => Some(
@@ -122,6 +112,7 @@ pub(super) async fn show(
 }
 
 fn login_form(
+    s: &AuthServer,
     session: &Session,
     username: &str,
     status: StatusCode,
@@ -132,6 +123,8 @@ fn login_form(
         &pages::AccountLogin {
             csrf: &session.row.csrf,
             username,
+            upstream: s.upstream_name(),
+            password: s.config.password_login,
             error,
         },
     )
@@ -172,6 +165,7 @@ async fn account_page(
             username: &user.username,
             csrf,
             apps,
+            has_password: !user.password_hash.is_empty(),
             notice,
             error,
         },
@@ -362,6 +356,9 @@ pub(super) async fn login(
     headers: HeaderMap,
     AxumForm(f): AxumForm<LoginForm>,
 ) -> Response {
+    if !s.config.password_login {
+        return super::authorize::password_login_off(&s);
+    }
     let now = now();
     let session = match form_session(&s, &headers, &f.csrf, now).await {
         Ok(sess) => sess,
@@ -372,7 +369,7 @@ pub(super) async fn login(
         Ok(user) => user,
         Err(refused) => {
             return refused.page("Wrong username or password.", |status, error| {
-                login_form(&session, &f.username, status, Some(error))
+                login_form(&s, &session, &f.username, status, Some(error))
             });
         }
     };

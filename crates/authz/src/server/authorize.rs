@@ -15,7 +15,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, Form as AxumForm, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use portcullis_oauth::grant::single;
@@ -209,17 +209,7 @@ fn redirect_to(uri: &str, params: &[(&str, &str)]) -> Response {
             q.append_pair(k, v);
         }
     }
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(url.as_str()) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp.headers_mut().insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    resp
+    pages::see_other(url.as_str())
 }
 
 fn redirect_error(
@@ -368,7 +358,9 @@ pub(super) async fn authorize(
                 request_id: &request_id,
                 csrf: &session.row.csrf,
                 username: "",
-                signup: s.config.allow_signup,
+                signup: s.config.allow_signup && s.config.password_login,
+                upstream: s.upstream_name(),
+                password: s.config.password_login,
                 error: None,
             },
         )
@@ -430,12 +422,7 @@ fn validate_request(
 }
 
 fn consent_redirect(request_id: &str) -> Response {
-    let mut resp = StatusCode::SEE_OTHER.into_response();
-    let loc = format!("{}?request={request_id}", paths::CONSENT);
-    if let Ok(v) = HeaderValue::from_str(&loc) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
+    pages::see_other(&format!("{}?request={request_id}", paths::CONSENT))
 }
 
 // ---------- POST /oauth/login ----------
@@ -468,6 +455,20 @@ macro_rules! redacted_debug {
 redacted_debug!(LoginForm, username);
 redacted_debug!(SetupForm, username);
 
+/// The answer to a password form when password sign-in is turned off.
+pub(super) fn password_login_off(s: &AuthServer) -> Response {
+    let how = match s.upstream_name() {
+        Some(name) => format!("Go back and use \"Sign in with {name}\"."),
+        None => "Ask the server's operator how to sign in.".to_owned(),
+    };
+    pages::error(
+        StatusCode::FORBIDDEN,
+        "Password sign-in is turned off",
+        "This server does not accept usernames and passwords.",
+        &how,
+    )
+}
+
 fn expired_page() -> Response {
     pages::error(
         StatusCode::BAD_REQUEST,
@@ -492,6 +493,9 @@ pub(super) async fn login(
     headers: HeaderMap,
     AxumForm(f): AxumForm<LoginForm>,
 ) -> Response {
+    if !s.config.password_login {
+        return password_login_off(&s);
+    }
     let now = now();
     let session = match s.current_session(&headers, now).await {
         Ok(Some(sess)) => sess,
@@ -526,7 +530,9 @@ pub(super) async fn login(
                 request_id: &f.request,
                 csrf: &session.row.csrf,
                 username: &f.username,
-                signup: s.config.allow_signup,
+                signup: s.config.allow_signup && s.config.password_login,
+                upstream: s.upstream_name(),
+                password: s.config.password_login,
                 error: Some(error),
             },
         )
@@ -631,15 +637,17 @@ impl AuthServer {
             Ok(u) => u,
             Err(e) => return Err(Refused::Failed(server_error_page(e))),
         };
+        // Accounts that sign in upstream only have no hash: they are checked like strangers.
         let stored = user
             .as_ref()
             .map(|u| u.password_hash.clone())
+            .filter(|h| !h.is_empty())
             .unwrap_or_else(|| dummy_hash().to_owned());
         let password = password.to_owned();
         let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
             .await
             .unwrap_or(false);
-        let Some(user) = user.filter(|_| valid) else {
+        let Some(user) = user.filter(|u| valid && !u.password_hash.is_empty()) else {
             self.throttle.login_failed(username, ip, now);
             tracing::info!(%ip, "failed sign-in");
             return Err(Refused::Wrong);
@@ -928,6 +936,13 @@ pub(super) fn valid_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
 }
 
+/// A new account's id: random, `u_` and 16 letters and digits.
+pub(super) fn new_user_id(rng: &SystemRandom) -> Option<String> {
+    let mut id = [0u8; 12];
+    rng.fill(&mut id).ok()?;
+    Some(format!("u_{}", B64.encode(id).replace(['+', '/'], "x")))
+}
+
 /// Creates a local account with an Argon2id password hash.
 pub async fn create_user(
     store: &Store,
@@ -942,12 +957,10 @@ pub async fn create_user(
         ));
     }
     valid_password(password)?;
-    let mut id = [0u8; 12];
-    rng.fill(&mut id)
-        .map_err(|_| "random source failed".to_owned())?;
+    let id = new_user_id(rng).ok_or_else(|| "random source failed".to_owned())?;
     let hash = hash_password(password, rng).await?;
     let user = User {
-        id: format!("u_{}", B64.encode(id).replace(['+', '/'], "x")),
+        id,
         username: username.to_owned(),
         password_hash: hash,
         is_admin,

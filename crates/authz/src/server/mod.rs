@@ -16,6 +16,7 @@ mod register;
 mod revoke;
 mod throttle;
 mod token;
+mod upstream_login;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -59,6 +60,9 @@ pub mod paths {
     pub const ACCOUNT_LOGOUT: &str = "/account/logout";
     pub const ACCOUNT_REVOKE: &str = "/account/revoke";
     pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    /// Sign-in through the upstream identity provider: the button, and its way back.
+    pub const UPSTREAM: &str = "/oauth/upstream";
+    pub const UPSTREAM_CALLBACK: &str = "/oauth/upstream/callback";
 }
 
 /// A scope this server grants, with the words the consent page uses for it.
@@ -122,6 +126,10 @@ pub struct AsConfig {
     pub max_clients: i64,
     /// Anyone may create an account from the sign-in page.
     pub allow_signup: bool,
+    /// Sign-in through an upstream identity provider (federated login), if any.
+    pub upstream: Option<crate::upstream::UpstreamConfig>,
+    /// Whether local accounts may sign in with a password (off: upstream sign-in only).
+    pub password_login: bool,
 }
 
 impl AsConfig {
@@ -158,6 +166,8 @@ impl AsConfig {
             max_registration_bytes: 16 * 1024,
             max_clients: 10_000,
             allow_signup: false,
+            upstream: None,
+            password_login: true,
         })
     }
 
@@ -239,6 +249,7 @@ pub struct AuthServer {
     guard: Arc<Guard>,
     cimd: cimd::CimdFetcher,
     throttle: throttle::Throttle,
+    upstream: Option<crate::upstream::Upstream>,
     /// Hash of the one-time setup token, while no account exists.
     setup_token: Mutex<Option<String>>,
 }
@@ -291,6 +302,12 @@ impl AuthServer {
         ));
         guard.reload_keys_from(store.clone());
         let cimd = cimd::CimdFetcher::new(config.cimd.clone()).map_err(StartError::Keys)?;
+        let upstream = config
+            .upstream
+            .clone()
+            .map(crate::upstream::Upstream::new)
+            .transpose()
+            .map_err(StartError::Keys)?;
         let server = Arc::new(Self {
             config,
             store,
@@ -299,6 +316,7 @@ impl AuthServer {
             guard,
             cimd,
             throttle: throttle::Throttle::default(),
+            upstream,
             setup_token: Mutex::new(None),
         });
         let boot = server.bootstrap_admin().await?;
@@ -426,6 +444,8 @@ impl AuthServer {
             .route(paths::ACCOUNT_LOGOUT, post(account_page::logout))
             .route(paths::ACCOUNT_REVOKE, post(account_page::revoke))
             .route(paths::ACCOUNT_PASSWORD, post(account_page::password))
+            .route(paths::UPSTREAM, post(upstream_login::start))
+            .route(paths::UPSTREAM_CALLBACK, get(upstream_login::callback))
             .route(paths::STYLE, get(pages::style))
             .route(paths::TOKEN, post(token::token))
             .route(paths::REGISTER, post(register::register))
@@ -433,6 +453,31 @@ impl AuthServer {
             .route(paths::INTROSPECT, post(revoke::introspect))
             .with_state(self.clone())
             .merge(self.guard.metadata_routes())
+    }
+
+    /// Reads the upstream provider's metadata once, so a wrong setting shows in the log at
+    /// start rather than at someone's first sign-in. An unreachable provider only makes
+    /// sign-ins through it fail while it is down.
+    pub async fn check_upstream(&self) {
+        let Some(u) = &self.upstream else { return };
+        let redirect = format!("{}{}", self.config.issuer, paths::UPSTREAM_CALLBACK);
+        match u.check(now()).await {
+            Ok(()) => tracing::info!(
+                provider = %u.config.issuer,
+                redirect_uri = %redirect,
+                "upstream sign-in ready (register this redirect URI at the provider)"
+            ),
+            Err(e) => tracing::warn!(
+                provider = %u.config.issuer,
+                error = %e,
+                "upstream sign-in is not usable yet; password sign-in and existing tokens are unaffected"
+            ),
+        }
+    }
+
+    /// The upstream provider's name on the sign-in buttons, when upstream sign-in is on.
+    fn upstream_name(&self) -> Option<&str> {
+        self.upstream.as_ref().map(|u| u.config.name.as_str())
     }
 
     /// The address a request came from, for rate limits: see [`crate::forwarded::client_ip`].

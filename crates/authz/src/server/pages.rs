@@ -5,6 +5,22 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// A 303 to `to` (a path here, or a URL elsewhere), not cached, and sending no referrer
+/// (the URL may carry a code or a state).
+pub(super) fn see_other(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 pub(super) struct Login<'a> {
@@ -14,6 +30,10 @@ pub(super) struct Login<'a> {
     pub username: &'a str,
     /// Offer "Create account" (self sign-up is on).
     pub signup: bool,
+    /// The upstream provider's name, for its "Sign in with …" button.
+    pub upstream: Option<&'a str>,
+    /// Show the username and password form.
+    pub password: bool,
     pub error: Option<String>,
 }
 
@@ -38,6 +58,8 @@ pub(super) struct Consent<'a> {
 pub(super) struct AccountLogin<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
+    pub upstream: Option<&'a str>,
+    pub password: bool,
     pub error: Option<String>,
 }
 
@@ -60,6 +82,8 @@ pub(super) struct Account<'a> {
     pub username: &'a str,
     pub csrf: &'a str,
     pub apps: Vec<AppView>,
+    /// The account has a password (it does not when it signs in upstream only).
+    pub has_password: bool,
     pub notice: Option<&'a str>,
     pub error: Option<String>,
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end test of external authorization server mode: the official MCP TypeScript (v1 and
-# v2) and Python SDK clients get their tokens from a real OpenID provider (oidc-provider,
-# tests/oidc) and use Portcullis's tools with them.
+# End-to-end tests of both ways Portcullis works with a real OpenID provider (oidc-provider,
+# tests/oidc): external authorization server mode, and federated login.
+#
+# External mode: the official MCP TypeScript (v1 and v2) and Python SDK clients get their
+# tokens from the provider and use Portcullis's tools with them.
 # - JWT access tokens: `portcullis serve --auth external --issuer ISSUER` checks them by the
 #   provider's JWKS. Each client goes 401 -> Portcullis's protected resource metadata -> the
 #   provider's metadata -> dynamic registration at the provider -> login and consent on the
@@ -12,6 +14,12 @@
 #   flows, and the provider's log shows Portcullis asked its introspection endpoint.
 # Revocation is not checked: Portcullis sees a revoked JWT only when it expires, and a revoked
 # opaque token only when its cached introspection answer ends (up to 5 minutes).
+#
+# Federated login: Portcullis stays the authorization server, with password sign-in off and
+# the provider as its only sign-in method. Each SDK client registers at Portcullis; headless
+# Chromium presses "Sign in with …" on Portcullis's page, signs in at the provider (and
+# approves there the first time), comes back, and approves Portcullis's own consent page; the
+# client holds Portcullis's token, not the provider's, and the tools work with it.
 #
 # Installs what is missing (npm ci in tests/e2e and tests/oidc, the Python venv), starts
 # everything on free 127.0.0.1 ports, prints `N passed, M failed` as its last line.
@@ -194,6 +202,44 @@ introspected() {
         || { echo "the provider's log shows no introspection request"; return 1; }
 }
 run_check "opaque: portcullis asked the provider's introspection endpoint" "$LOGS" introspected
+
+# --- federated login: the provider signs people in, Portcullis issues the tokens ------------
+PORT="$(free_port)"
+URL="http://127.0.0.1:$PORT/mcp"
+LOGIN_SECRET="login-$(free_port)-$(free_port)-secret"
+start_provider oidc-login "{\"users\":$USERS,\"clients\":[{\"client_id\":\"portcullis\",\"client_secret\":\"$LOGIN_SECRET\",\"redirect_uris\":[\"http://127.0.0.1:$PORT/oauth/upstream/callback\"]}]}"
+PORTCULLIS_LOGIN_CLIENT_SECRET="$LOGIN_SECRET" start_server federated "$PORT" \
+    --login-provider oidc --login-issuer "$ISSUER" --login-client-id portcullis --login-name "Test ID" \
+    --login-allowed-domains example.com --password-login false --insecure-login-loopback
+echo "== portcullis at $URL, people sign in at $ISSUER"
+LOGS="$WORK/federated.log $WORK/oidc-login.log"
+# sign_in_page: Portcullis's own metadata, and its sign-in page offers only the provider.
+sign_in_page() {
+    local meta page
+    meta="$(curl -sS "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server")" || return 1
+    python3 -c 'import json, sys; m = json.loads(sys.argv[1]); assert m["issuer"] == sys.argv[2], m' \
+        "$meta" "http://127.0.0.1:$PORT" || { echo "metadata: $meta"; return 1; }
+    page="$(curl -sS "http://127.0.0.1:$PORT/account")" || return 1
+    grep -q 'Sign in with Test ID' <<<"$page" || { echo "no upstream button: $page"; return 1; }
+    ! grep -q 'name="password"' <<<"$page" || { echo "password sign-in is off, yet: $page"; return 1; }
+}
+run_check "federated: the sign-in page offers the provider only" "$LOGS" sign_in_page
+for sdk in v1 v2; do
+    run_check "federated: typescript sdk $sdk, DCR at portcullis, login at the provider" "$LOGS" \
+        env E2E_LOGIN_PAGE=federated E2E_UPSTREAM_SUB="$E2E_SUB" node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" dcr
+done
+run_check "federated: python sdk, DCR at portcullis, login at the provider" "$LOGS" \
+    env E2E_LOGIN_PAGE=federated E2E_UPSTREAM_SUB="$E2E_SUB" "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr
+one_account() {
+    local users
+    users="$("$BIN" user list --json --database-url "sqlite://$WORK/federated/portcullis.db")" || return 1
+    python3 -c '
+import json, sys
+users = json.loads(sys.argv[1])
+assert [u["username"] for u in users] == ["alice@example.com"], users
+' "$users" || { echo "accounts: $users"; return 1; }
+}
+run_check "federated: every login linked the same one account" "$LOGS" one_account
 
 echo
 if (( failed > 0 )); then
