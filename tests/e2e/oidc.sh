@@ -237,6 +237,7 @@ one_account() {
 import json, sys
 users = json.loads(sys.argv[1])
 assert [u["username"] for u in users] == ["alice@example.com"], users
+assert users[0]["signs_in_with"].startswith("http://127.0.0.1:"), users
 ' "$users" || { echo "accounts: $users"; return 1; }
 }
 run_check "federated: every login linked the same one account" "$LOGS" one_account

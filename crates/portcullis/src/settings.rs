@@ -335,7 +335,8 @@ pub fn read_secret_file(setting: &str, path: &Path) -> Result<String, String> {
 
 /// A value fit to print: the password of a URL, and secrets, replaced by `****`.
 pub fn redact(key: &str, value: &str) -> String {
-    if key.contains("password") && !key.ends_with("_file") {
+    let secret = key.ends_with("password") || key.ends_with("secret");
+    if secret {
         return "****".to_owned();
     }
     if let Ok(mut url) = url::Url::parse(value)
@@ -365,6 +366,12 @@ mod tests {
             "sqlite://portcullis.db"
         );
         assert_eq!(redact("admin_password", "hunter22hunter22"), "****");
+        assert_eq!(redact("login_client_secret", "s3cret"), "****");
+        assert_eq!(
+            redact("password_login", "false"),
+            "false",
+            "a switch, not a secret"
+        );
         assert_eq!(
             redact("admin_password_file", "/run/secrets/admin"),
             "/run/secrets/admin"

@@ -141,6 +141,8 @@ pub struct UserSummary {
     pub disabled_at: Option<i64>,
     /// Grants neither revoked nor expired: the apps connected to the account.
     pub live_grants: i64,
+    /// The upstream identity provider the account signs in with, if it is linked to one.
+    pub upstream: Option<String>,
 }
 
 /// What a one-time password link is for.
@@ -570,7 +572,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT u.id, u.username, u.is_admin, u.created_at, u.disabled_at,
                     (SELECT COUNT(*) FROM grants g
-                      WHERE g.user_id = u.id AND g.revoked_at IS NULL AND g.expires_at > $1) AS live
+                      WHERE g.user_id = u.id AND g.revoked_at IS NULL AND g.expires_at > $1) AS live,
+                    (SELECT MIN(l.issuer) FROM upstream_links l WHERE l.user_id = u.id) AS upstream
              FROM users u ORDER BY u.username",
         )
         .bind(now)
@@ -585,6 +588,7 @@ impl Store {
                     created_at: r.try_get("created_at")?,
                     disabled_at: opt_i64(r, "disabled_at")?,
                     live_grants: r.try_get("live")?,
+                    upstream: r.try_get("upstream")?,
                 })
             })
             .collect()

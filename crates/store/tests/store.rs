@@ -1053,6 +1053,8 @@ async fn upstream_identities_link_to_one_account() {
             vec![idp.to_owned()],
             "{name}"
         );
+        let listed = s.list_users(50).await.unwrap();
+        assert_eq!(listed[0].upstream.as_deref(), Some(idp), "{name}");
     }
     finish(all).await;
 }

@@ -187,6 +187,7 @@ pub fn run(command: UserCommand) -> Result<(), String> {
                             "created": rfc3339(u.created_at),
                             "disabled": u.disabled_at.map(rfc3339),
                             "connected_apps": u.live_grants,
+                            "signs_in_with": u.upstream.as_deref().unwrap_or("password"),
                         })
                     })
                     .collect();
@@ -194,12 +195,12 @@ pub fn run(command: UserCommand) -> Result<(), String> {
                 return Ok(());
             }
             println!(
-                "{:<24}  {:<6}  {:<8}  {:>4}  {:<20}  id",
-                "username", "role", "state", "apps", "created"
+                "{:<24}  {:<6}  {:<8}  {:>4}  {:<20}  {:<24}  id",
+                "username", "role", "state", "apps", "created", "signs in with"
             );
             for u in &users {
                 println!(
-                    "{:<24}  {:<6}  {:<8}  {:>4}  {:<20}  {}",
+                    "{:<24}  {:<6}  {:<8}  {:>4}  {:<20}  {:<24}  {}",
                     u.username,
                     if u.is_admin { "admin" } else { "user" },
                     if u.disabled_at.is_some() {
@@ -209,6 +210,7 @@ pub fn run(command: UserCommand) -> Result<(), String> {
                     },
                     u.live_grants,
                     rfc3339(u.created_at),
+                    u.upstream.as_deref().unwrap_or("password"),
                     u.id
                 );
             }
