@@ -839,6 +839,12 @@ impl ServeArgs {
                 })?;
             required_claims.push((k.trim().to_owned(), v.trim().to_owned()));
         }
+        if preset == Preset::Entra && !allowed_domains.is_empty() {
+            return Err(ConfigError(
+                "--login-allowed-domains needs verified e-mail addresses, and Entra ID sends no email_verified claim, so it would refuse everyone: \
+                 the tenant's issuer already admits only your directory's members and guests; narrow it with --login-required-claims (e.g. groups=GROUP-ID)".into(),
+            ));
+        }
         if preset.open_to_anyone()
             && allowed_domains.is_empty()
             && required_claims.is_empty()
@@ -1223,6 +1229,17 @@ mod tests {
             ),
             (&["--login-provider", "oidc"][..], "needs --login-issuer"),
             (&["--login-provider", "entra"][..], "TENANT-ID"),
+            (
+                &[
+                    "--login-provider",
+                    "entra",
+                    "--login-issuer",
+                    "https://login.microsoftonline.com/t1/v2.0",
+                    "--login-allowed-domains",
+                    "x.com",
+                ][..],
+                "email_verified",
+            ),
             (
                 &[
                     "--login-provider",

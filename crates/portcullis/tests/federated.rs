@@ -897,3 +897,103 @@ async fn github_sign_in_uses_its_user_api_and_verified_primary_address() {
 }
 
 const GITHUB: &str = portcullis_authz::upstream::GITHUB_ISSUER;
+
+/// Signs `b` in on the account page with a password; the account page's CSRF token.
+async fn account_sign_in(e: &Env, b: &mut Browser, user: &str, password: &str) -> String {
+    let page = e.get(Some(b), "/account").await;
+    let signed = e
+        .form(
+            Some(b),
+            "/account/login",
+            &[
+                ("csrf", &page.field("csrf")),
+                ("username", user),
+                ("password", password),
+            ],
+        )
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    e.get(Some(b), "/account").await.field("csrf")
+}
+
+/// From the account page: link the provider's `sub` to the signed-in account.
+async fn link(p: &Provider, e: &Env, b: &mut Browser, csrf: &str, sub: &str) -> Reply {
+    let go = e
+        .form(Some(b), "/oauth/upstream", &[("csrf", csrf), ("link", "1")])
+        .await;
+    assert_eq!(go.status, StatusCode::SEE_OTHER, "{}", go.text);
+    let at = go.location().unwrap();
+    p.answer("link", issue(&at, sub, Some("someone@corp.example")));
+    callback(e, b, &q(&at, "state"), "link").await
+}
+
+#[tokio::test]
+async fn a_password_account_links_its_upstream_identity_from_the_account_page() {
+    let p = provider().await;
+    let e = federated_env(config(&p.fake.issuer)).await;
+    let client = e.client().await;
+    let before = users(&e).await;
+
+    // Not signed in: nothing to link to.
+    let mut stranger = Browser::default();
+    let page = e.get(Some(&mut stranger), "/account").await;
+    let refused = e
+        .form(
+            Some(&mut stranger),
+            "/oauth/upstream",
+            &[("csrf", &page.field("csrf")), ("link", "1")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+
+    let mut b = Browser::default();
+    let csrf = account_sign_in(&e, &mut b, "alice", PASSWORD).await;
+    let account = e.get(Some(&mut b), "/account").await;
+    assert!(
+        account.text.contains("Link your Example ID account"),
+        "{}",
+        account.text
+    );
+    let linked = link(&p, &e, &mut b, &csrf, "alice-at-idp").await;
+    assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", linked.text);
+    let account = follow(&e, &mut b, &linked).await;
+    assert!(account.text.contains("is linked"), "{}", account.text);
+    assert!(
+        account.text.contains("id=\"upstream-linked\""),
+        "{}",
+        account.text
+    );
+
+    // Signing in upstream now opens alice's account: no new one.
+    let (mut b2, back) = signed_in(&p, &e, &client, "alice-at-idp", "a@corp.example").await;
+    let consent = follow(&e, &mut b2, &back).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.text);
+    assert!(
+        consent.text.contains("<dd>alice</dd>"),
+        "{}",
+        consent.text
+    );
+    assert_eq!(users(&e).await, before);
+
+    // The same identity cannot be linked to bob too.
+    let bob = add_bob(&e).await;
+    let (bob_name, bob_password) = bob.user.clone().unwrap();
+    let mut bb = Browser::default();
+    let csrf = account_sign_in(&e, &mut bb, &bob_name, &bob_password).await;
+    let conflict = link(&p, &e, &mut bb, &csrf, "alice-at-idp").await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT, "{}", conflict.text);
+    assert!(
+        conflict.text.contains("Nothing was changed"),
+        "{}",
+        conflict.text
+    );
+    let owner = e
+        .server
+        .store()
+        .user_by_upstream(&p.fake.issuer, "alice-at-idp", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.username, "alice");
+    p.handle.abort();
+}

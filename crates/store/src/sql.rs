@@ -704,6 +704,28 @@ impl Store {
         Ok(UpstreamCreated::Created)
     }
 
+    /// Links `subject` at `issuer` to an existing account; false when that identity is
+    /// already linked (to this account or another).
+    pub async fn link_upstream(
+        &self,
+        issuer: &str,
+        subject: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO upstream_links (issuer, subject, user_id, created_at, last_login_at)
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// The upstream issuers an account signs in with.
     pub async fn upstream_issuers(&self, user_id: &str) -> Result<Vec<String>> {
         let rows =

@@ -91,6 +91,9 @@ pub(super) async fn show(
                 "nothing" => {
                     Some("That application was not connected to your account: nothing changed.")
                 }
+                "linked" => Some(
+                    "Your account at the identity provider is linked: you can sign in with it from now on.",
+                ),
                 "password" => Some(
                     "Your password was changed. Every other browser signed in as you was signed out; connected applications keep their access until you disconnect them.",
                 ),
@@ -159,6 +162,13 @@ async fn account_page(
             last: a.last.map_or_else(|| "not yet".to_owned(), utc),
         })
         .collect();
+    let upstream_linked = match s.upstream_issuer() {
+        Some(issuer) => match s.store.upstream_issuers(&user.id).await {
+            Ok(linked) => linked.iter().any(|i| i == issuer),
+            Err(e) => return server_error_page(e),
+        },
+        None => false,
+    };
     page(
         status,
         &pages::Account {
@@ -166,6 +176,8 @@ async fn account_page(
             csrf,
             apps,
             has_password: !user.password_hash.is_empty(),
+            upstream: s.upstream_name(),
+            upstream_linked,
             notice,
             error,
         },

@@ -475,6 +475,11 @@ impl AuthServer {
         }
     }
 
+    /// The issuer upstream identities are linked under, when upstream sign-in is on.
+    fn upstream_issuer(&self) -> Option<&str> {
+        self.upstream.as_ref().map(|u| u.config.issuer.as_str())
+    }
+
     /// The upstream provider's name on the sign-in buttons, when upstream sign-in is on.
     fn upstream_name(&self) -> Option<&str> {
         self.upstream.as_ref().map(|u| u.config.name.as_str())

@@ -84,6 +84,10 @@ pub(super) struct Account<'a> {
     pub apps: Vec<AppView>,
     /// The account has a password (it does not when it signs in upstream only).
     pub has_password: bool,
+    /// The upstream provider's name, when upstream sign-in is on.
+    pub upstream: Option<&'a str>,
+    /// The account is linked to an identity at that provider.
+    pub upstream_linked: bool,
     pub notice: Option<&'a str>,
     pub error: Option<String>,
 }

@@ -37,6 +37,10 @@ struct Attempt {
     nonce: String,
     /// The PKCE verifier, sealed under the master key.
     verifier: String,
+    /// The signed-in account to link the identity to (from the account page), instead of
+    /// signing in with it.
+    #[serde(default)]
+    link_user: Option<String>,
 }
 
 /// The store key of an attempt: its own namespace among pending requests.
@@ -50,6 +54,9 @@ pub(super) struct StartForm {
     request: String,
     #[serde(default)]
     csrf: String,
+    /// Non-empty: link the identity to the signed-in account.
+    #[serde(default)]
+    link: String,
 }
 
 fn problem(status: StatusCode, title: &str, message: &str, hint: &str) -> Response {
@@ -152,6 +159,15 @@ pub(super) async fn start(
             "Start the sign-in again. If you did not submit a form, someone may have tried to act for you.",
         );
     }
+    // Linking needs someone signed in here: the identity goes to their account.
+    let link_user = if f.link.is_empty() {
+        None
+    } else {
+        match &session.row.user_id {
+            Some(u) => Some(u.clone()),
+            None => return expired(),
+        }
+    };
     // The MCP request this sign-in is for must be open in this browser.
     if !f.request.is_empty() {
         match s
@@ -200,6 +216,7 @@ pub(super) async fn start(
         request: f.request,
         nonce,
         verifier: B64URL.encode(sealed),
+        link_user,
     };
     let params = match serde_json::to_string(&attempt) {
         Ok(p) => p,
@@ -325,6 +342,9 @@ pub(super) async fn callback(
         Ok(i) => i,
         Err(e) => return upstream_failed(&s, &e),
     };
+    if let Some(user_id) = &attempt.link_user {
+        return link(&s, &session, user_id, &identity, now).await;
+    }
     let user = match s.linked_user(&identity, now).await {
         Ok(u) => u,
         Err(r) => return r,
@@ -349,6 +369,52 @@ pub(super) async fn callback(
         format!("{}?request={}", paths::CONSENT, attempt.request)
     };
     with_cookie(see_other(&next), &fresh)
+}
+
+/// Links the identity to the account signed in on the account page, unless it already
+/// belongs to another account.
+async fn link(
+    s: &AuthServer,
+    session: &super::authorize::Session,
+    user_id: &str,
+    who: &Identity,
+    now: i64,
+) -> Response {
+    // Still the same person signed in as when the link was asked for.
+    if session.row.user_id.as_deref() != Some(user_id) {
+        return expired();
+    }
+    let linked = match s
+        .store
+        .link_upstream(&who.issuer, &who.subject, user_id, now)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => return server_error_page(e),
+    };
+    if !linked {
+        let owner = match s
+            .store
+            .user_by_upstream(&who.issuer, &who.subject, now)
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => return server_error_page(e),
+        };
+        if owner.as_ref().map(|u| u.id.as_str()) != Some(user_id) {
+            let name = s.upstream_name().unwrap_or_default();
+            return problem(
+                StatusCode::CONFLICT,
+                "That account is linked to someone else here",
+                &format!(
+                    "The {name} account you signed in with already opens another account on this server. Nothing was changed."
+                ),
+                "Sign in with that account instead, or ask the server's operator to move it.",
+            );
+        }
+    }
+    tracing::info!(provider = %who.issuer, "upstream identity linked to an account");
+    see_other(&format!("{}?done=linked", paths::ACCOUNT))
 }
 
 impl AuthServer {
