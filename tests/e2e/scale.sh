@@ -18,43 +18,25 @@
 # clients run their whole OAuth flow (tests/e2e/oauth_*.{mjs,py}) through nginx.
 #
 # Needs: nginx (Debian's nginx-light), PostgreSQL on 127.0.0.1:5432 (PORTCULLIS_TEST_POSTGRES),
-# Chromium, and what tests/e2e/run.sh installs (npm ci and the venv: run it first).
+# Chromium; npm ci and the venv are made here when missing (tests/e2e/lib.sh).
 # Env: PORTCULLIS_BIN (default target/debug/portcullis, built if missing), NGINX (default nginx).
 set -euo pipefail
 
-E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$E2E_DIR/../.." && pwd)"
-cd "$ROOT"
-
-BIN="${PORTCULLIS_BIN:-target/debug/portcullis}"
-[[ -x "$BIN" ]] || cargo build -p portcullis
-NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
-[[ -x "$NGINX" ]] || { echo "nginx is missing: apt-get install -y nginx-light" >&2; exit 1; }
-[[ -f "$E2E_DIR/node_modules/.package-lock.json" ]] || (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_binary
+e2e_need_nginx
+e2e_clients
 
 ADMIN_URL="${PORTCULLIS_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}"
 [[ "$ADMIN_URL" != off ]] || { echo "scale-out test skipped: PORTCULLIS_TEST_POSTGRES=off"; exit 0; }
 DB_NAME="portcullis_scale_$$_$(date +%s)"
 DB_URL="${ADMIN_URL%/*}/$DB_NAME"
 
-WORK="$(mktemp -d -t portcullis-scale.XXXXXX)"
-PIDS=()
-cleanup() {
-    [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
+e2e_workdir scale
+e2e_cleanup_hook() {
+    [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
+    psql "$ADMIN_URL" -q -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1
 }
 
 psql "$ADMIN_URL" -q -c "CREATE DATABASE $DB_NAME" >/dev/null
@@ -137,7 +119,7 @@ for sdk in v1 v2; do
     timeout 120 node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" dcr || { echo "FAIL oauth: typescript sdk $sdk through nginx"; status=1; }
 done
 echo "== oauth: python sdk through nginx"
-timeout 120 "$E2E_DIR/.venv/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr || { echo "FAIL oauth: python sdk through nginx"; status=1; }
+timeout 120 "$VENV/bin/python" "$E2E_DIR/oauth_py.py" "$URL" dcr || { echo "FAIL oauth: python sdk through nginx"; status=1; }
 SCALE_DB_URL="$DB_URL" SCALE_PIDS="${PIDS[*]}" SCALE_PORTS="${PORTS[*]}" timeout 300 node "$E2E_DIR/scale.mjs" "$URL" || status=1
 if [[ $status -ne 0 ]]; then
     for i in 1 2 3; do echo "---- instance $i log ----"; tail -n 30 "$WORK/instance$i.log"; done

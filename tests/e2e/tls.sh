@@ -15,62 +15,19 @@
 # built if missing), NGINX (default nginx), CADDY (default caddy), CHROMIUM.
 set -euo pipefail
 
-E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$E2E_DIR/../.." && pwd)"
-cd "$ROOT"
-
-BIN="${PORTCULLIS_BIN:-target/debug/portcullis}"
-[[ -x "$BIN" ]] || cargo build -p portcullis
-NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
-[[ -x "$NGINX" ]] || { echo "nginx is missing: apt-get install -y nginx-light" >&2; exit 1; }
-[[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || { echo "Chromium is missing: apt-get install -y chromium" >&2; exit 1; }
-if [[ ! -f "$E2E_DIR/node_modules/.package-lock.json" || "$E2E_DIR/package-lock.json" -nt "$E2E_DIR/node_modules/.package-lock.json" ]]; then
-    (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
-fi
-
-WORK="$(mktemp -d -t portcullis-tls.XXXXXX)"
-PIDS=()
-cleanup() {
-    [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-passed=0
-failed=0
-check() {
-    local name="$1"
-    shift
-    echo "== $name"
-    if "$@"; then
-        echo "PASS $name"
-        passed=$((passed + 1))
-    else
-        echo "FAIL $name"
-        failed=$((failed + 1))
-    fi
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+e2e_binary
+e2e_need_nginx
+e2e_need_chromium
+e2e_clients
+e2e_workdir tls
+e2e_cleanup_hook() {
+    [[ -f "$WORK/nginx.pid" ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null
 }
 
 # --- a throwaway CA and a certificate for 127.0.0.1 -----------------------------------------
-(
-    cd "$WORK"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=portcullis tls e2e CA" \
-        -keyout ca.key -out ca.pem 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" -keyout leaf.key -out leaf.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' >leaf.ext
-    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile leaf.ext -out leaf.pem 2>/dev/null
-)
+e2e_test_ca
 CA="$WORK/ca.pem"
 # Node (the SDK clients) trusts the test CA; Chromium (the login page) is told to accept it.
 export NODE_EXTRA_CA_CERTS="$CA"
@@ -79,15 +36,12 @@ export E2E_USER=admin
 E2E_PASSWORD="tls-$(free_port)-$(free_port)-password"
 export E2E_PASSWORD
 
-# start_portcullis NAME PORT ARGS...: logs JSON to $WORK/NAME.log, waits for the port.
-start_portcullis() {
+# start_server NAME PORT ARGS...: logs JSON to $WORK/NAME.log, once it accepts connections.
+start_server() {
     local name="$1" port="$2"
     shift 2
-    PORTCULLIS_ADMIN_PASSWORD="$E2E_PASSWORD" PORTCULLIS_LOG_FORMAT=json \
-        "$BIN" serve --bind "127.0.0.1:$port" --database-url "sqlite://$WORK/$name.db" \
-        --master-key-file "$WORK/$name.key" "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=("$!")
-    wait_port "$port" || { echo "portcullis ($name) did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
+    PORTCULLIS_ADMIN_PASSWORD="$E2E_PASSWORD" PORTCULLIS_LOG_FORMAT=json start_portcullis "$WORK/$name.log" "$port" \
+        --database-url "sqlite://$WORK/$name.db" --master-key-file "$WORK/$name.key" "$@"
 }
 
 # Checks on an https MCP URL: health, the 401 challenge and the metadata it points to.
@@ -145,21 +99,22 @@ http {
     include $WORK/portcullis.conf;
 }
 EOF
-check "nginx -t accepts deploy/nginx.conf" "$NGINX" -t -q -c "$WORK/nginx.conf" -p "$WORK/nginx"
+LOGS="$WORK/behind-nginx.log $WORK/nginx.err"
+run_check "nginx -t accepts deploy/nginx.conf" "$LOGS" "$NGINX" -t -q -c "$WORK/nginx.conf" -p "$WORK/nginx"
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx.start" || { cat "$WORK/nginx.start" >&2; exit 1; }
 wait_port "$NGINX_PORT" || { echo "nginx did not start" >&2; cat "$WORK/nginx.err" >&2; exit 1; }
 
-start_portcullis behind-nginx "$UPSTREAM_PORT" --public-url "$URL" --trusted-proxies 127.0.0.1
+start_server behind-nginx "$UPSTREAM_PORT" --public-url "$URL" --trusted-proxies 127.0.0.1
 echo "== portcullis on 127.0.0.1:$UPSTREAM_PORT behind nginx at $URL"
 
-check "through nginx: health, 401 challenge and metadata over https" https_basics "$URL"
+run_check "through nginx: health, 401 challenge and metadata over https" "$LOGS" https_basics "$URL"
 
 redirect() {
     local head
     head="$(curl -sS -o /dev/null -D - "http://127.0.0.1:$NGINX_HTTP_PORT/mcp")" || return 1
     [[ "$head" == "HTTP/1.1 308"* ]] && grep -qi '^location: https://127.0.0.1/mcp' <<<"$head" || { echo "$head"; return 1; }
 }
-check "nginx redirects plain HTTP to https" redirect
+run_check "nginx redirects plain HTTP to https" "$LOGS" redirect
 
 # forwarded URL LOG: a client on 127.0.0.2 (the proxy and Portcullis talk over 127.0.0.1, the
 # trusted proxy) that claims to be 203.0.113.66. Portcullis logs the address the proxy saw,
@@ -180,21 +135,22 @@ span = json.loads(sys.argv[1])["span"]
 assert span["client_ip"] == "127.0.0.2", span
 ' "$line"
 }
-check "through nginx: client address from X-Forwarded-For, the client's own claim ignored" \
+run_check "through nginx: client address from X-Forwarded-For, the client's own claim ignored" "$LOGS" \
     forwarded "$URL" "$WORK/behind-nginx.log"
 
 for sdk in v1 v2; do
-    check "oauth: typescript sdk $sdk through nginx (TLS terminated there)" \
+    run_check "oauth: typescript sdk $sdk through nginx (TLS terminated there)" "$LOGS" \
         timeout 120 node "$E2E_DIR/oauth_ts.mjs" "$sdk" "$URL" dcr
 done
 
 # --- Portcullis serving TLS itself --------------------------------------------------------------
 DIRECT_PORT="$(free_port)"
 DIRECT_URL="https://127.0.0.1:$DIRECT_PORT/mcp"
-start_portcullis direct "$DIRECT_PORT" --tls-cert "$WORK/leaf.pem" --tls-key "$WORK/leaf.key"
+LOGS="$WORK/direct.log"
+start_server direct "$DIRECT_PORT" --tls-cert "$WORK/leaf.pem" --tls-key "$WORK/leaf.key"
 echo "== portcullis serving TLS itself at $DIRECT_URL"
-check "direct TLS: health, 401 challenge and metadata over https" https_basics "$DIRECT_URL"
-check "oauth: typescript sdk v2 against direct TLS" timeout 120 node "$E2E_DIR/oauth_ts.mjs" v2 "$DIRECT_URL" dcr
+run_check "direct TLS: health, 401 challenge and metadata over https" "$LOGS" https_basics "$DIRECT_URL"
+run_check "oauth: typescript sdk v2 against direct TLS" "$LOGS" timeout 120 node "$E2E_DIR/oauth_ts.mjs" v2 "$DIRECT_URL" dcr
 
 # --- Caddy in front, with the shipped Caddyfile (when caddy is installed) ------------------------
 CADDY="${CADDY:-$(command -v caddy || true)}"
@@ -214,28 +170,20 @@ if [[ -n "$CADDY" && -x "$CADDY" ]]; then
     for expected in "https://127.0.0.1:$CADDY_PORT {" "reverse_proxy 127.0.0.1:$CADDY_UPSTREAM" "tls $WORK/leaf.pem $WORK/leaf.key"; do
         grep -qF "$expected" "$WORK/Caddyfile" || { echo "deploy/Caddyfile changed shape: no '$expected' after templating" >&2; exit 1; }
     done
-    check "caddy validate accepts deploy/Caddyfile" env HOME="$WORK" XDG_DATA_HOME="$WORK/caddy-data" XDG_CONFIG_HOME="$WORK/caddy-config" \
+    LOGS="$WORK/behind-caddy.log $WORK/caddy.log"
+    run_check "caddy validate accepts deploy/Caddyfile" "$LOGS" env HOME="$WORK" XDG_DATA_HOME="$WORK/caddy-data" XDG_CONFIG_HOME="$WORK/caddy-config" \
         "$CADDY" validate --config "$WORK/Caddyfile" --adapter caddyfile
     HOME="$WORK" XDG_DATA_HOME="$WORK/caddy-data" XDG_CONFIG_HOME="$WORK/caddy-config" \
         "$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.log" 2>&1 &
     PIDS+=("$!")
     wait_port "$CADDY_PORT" || { echo "caddy did not start" >&2; cat "$WORK/caddy.log" >&2; exit 1; }
-    start_portcullis behind-caddy "$CADDY_UPSTREAM" --public-url "$CADDY_URL" --trusted-proxies 127.0.0.1
-    check "through caddy: health, 401 challenge and metadata over https" https_basics "$CADDY_URL"
-    check "through caddy: client address from X-Forwarded-For, the client's own claim ignored" \
+    start_server behind-caddy "$CADDY_UPSTREAM" --public-url "$CADDY_URL" --trusted-proxies 127.0.0.1
+    run_check "through caddy: health, 401 challenge and metadata over https" "$LOGS" https_basics "$CADDY_URL"
+    run_check "through caddy: client address from X-Forwarded-For, the client's own claim ignored" "$LOGS" \
         forwarded "$CADDY_URL" "$WORK/behind-caddy.log"
-    check "oauth: typescript sdk v2 through caddy" timeout 120 node "$E2E_DIR/oauth_ts.mjs" v2 "$CADDY_URL" dcr
+    run_check "oauth: typescript sdk v2 through caddy" "$LOGS" timeout 120 node "$E2E_DIR/oauth_ts.mjs" v2 "$CADDY_URL" dcr
 else
     echo "== caddy is not installed: deploy/Caddyfile not tested (apt-get install -y caddy)"
 fi
 
-echo
-if [[ $failed -ne 0 ]]; then
-    for log in "$WORK"/*.log "$WORK/nginx.err"; do
-        [[ -f "$log" ]] || continue
-        echo "---- $(basename "$log") ----"
-        tail -n 20 "$log"
-    done
-fi
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+e2e_summary
