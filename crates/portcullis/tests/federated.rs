@@ -968,11 +968,7 @@ async fn a_password_account_links_its_upstream_identity_from_the_account_page() 
     let (mut b2, back) = signed_in(&p, &e, &client, "alice-at-idp", "a@corp.example").await;
     let consent = follow(&e, &mut b2, &back).await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.text);
-    assert!(
-        consent.text.contains("<dd>alice</dd>"),
-        "{}",
-        consent.text
-    );
+    assert!(consent.text.contains("<dd>alice</dd>"), "{}", consent.text);
     assert_eq!(users(&e).await, before);
 
     // The same identity cannot be linked to bob too.

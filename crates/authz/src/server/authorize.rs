@@ -478,7 +478,7 @@ fn expired_page() -> Response {
     )
 }
 
-fn csrf_page() -> Response {
+pub(super) fn csrf_page() -> Response {
     pages::error(
         StatusCode::FORBIDDEN,
         "This form was not accepted",

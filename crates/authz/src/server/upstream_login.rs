@@ -20,7 +20,7 @@ use portcullis_oauth::{CodeChallenge, secret};
 use portcullis_store::{UpstreamCreated, User};
 use serde::{Deserialize, Serialize};
 
-use super::authorize::{csrf_ok, new_user_id, server_error_page, with_cookie};
+use super::authorize::{csrf_ok, csrf_page, new_user_id, server_error_page, with_cookie};
 use super::pages::{self, see_other};
 use super::{AuthServer, now, paths};
 use crate::upstream::{Identity, UpstreamError, username_from_hint};
@@ -59,12 +59,8 @@ pub(super) struct StartForm {
     link: String,
 }
 
-fn problem(status: StatusCode, title: &str, message: &str, hint: &str) -> Response {
-    pages::error(status, title, message, hint)
-}
-
 fn expired() -> Response {
-    problem(
+    pages::error(
         StatusCode::BAD_REQUEST,
         "This sign-in has expired",
         "This sign-in is not open in this browser any more: it was finished already, took longer than 10 minutes, or was started in another browser.",
@@ -81,7 +77,7 @@ fn upstream_failed(s: &AuthServer, e: &UpstreamError) -> Response {
         .unwrap_or_default();
     match e {
         UpstreamError::Unavailable(m) => {
-            let mut r = problem(
+            let mut r = pages::error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &format!("{name} cannot be reached"),
                 &format!("{m}. Nothing was changed."),
@@ -93,14 +89,14 @@ fn upstream_failed(s: &AuthServer, e: &UpstreamError) -> Response {
         }
         UpstreamError::Misconfigured(m) => {
             tracing::error!(error = %m, "upstream sign-in is misconfigured");
-            problem(
+            pages::error(
                 StatusCode::BAD_GATEWAY,
                 &format!("Sign-in with {name} is not set up correctly"),
                 &format!("{m}. Nothing was changed."),
                 "Tell the server's operator; `portcullis config check` shows the sign-in settings.",
             )
         }
-        UpstreamError::Refused(m) => problem(
+        UpstreamError::Refused(m) => pages::error(
             StatusCode::FORBIDDEN,
             &format!("{name} did not sign you in"),
             &format!("{m}. Nothing was changed."),
@@ -108,14 +104,14 @@ fn upstream_failed(s: &AuthServer, e: &UpstreamError) -> Response {
         ),
         UpstreamError::Unverified(m) => {
             tracing::warn!(error = %m, "upstream answer refused");
-            problem(
+            pages::error(
                 StatusCode::BAD_REQUEST,
                 &format!("The answer from {name} was not accepted"),
                 &format!("{m}. Nothing was changed."),
                 "Start the sign-in again from your application. If you did not start a sign-in, someone may have tried to act for you: close this page.",
             )
         }
-        UpstreamError::NotAllowed(m) => problem(
+        UpstreamError::NotAllowed(m) => pages::error(
             StatusCode::FORBIDDEN,
             "This account may not sign in here",
             &format!("You signed in at {name}, but {m}."),
@@ -139,7 +135,7 @@ pub(super) async fn start(
 ) -> Response {
     let now = now();
     let Some(upstream) = s.upstream.as_ref() else {
-        return problem(
+        return pages::error(
             StatusCode::NOT_FOUND,
             "No other sign-in method",
             "This server signs people in with a username and password only.",
@@ -152,12 +148,7 @@ pub(super) async fn start(
         Err(r) => return r,
     };
     if !csrf_ok(&session, &f.csrf) {
-        return problem(
-            StatusCode::FORBIDDEN,
-            "This form was not accepted",
-            "The form's security token is missing or does not match this browser's session.",
-            "Start the sign-in again. If you did not submit a form, someone may have tried to act for you.",
-        );
+        return csrf_page();
     }
     // Linking needs someone signed in here: the identity goes to their account.
     let link_user = if f.link.is_empty() {
@@ -351,7 +342,7 @@ pub(super) async fn callback(
     };
     if user.disabled {
         tracing::info!(user = %user.username, "upstream sign-in refused: account disabled");
-        return problem(
+        return pages::error(
             StatusCode::FORBIDDEN,
             "This account is disabled",
             &format!("You signed in at {name}, but the account it opens here is disabled."),
@@ -403,7 +394,7 @@ async fn link(
         };
         if owner.as_ref().map(|u| u.id.as_str()) != Some(user_id) {
             let name = s.upstream_name().unwrap_or_default();
-            return problem(
+            return pages::error(
                 StatusCode::CONFLICT,
                 "That account is linked to someone else here",
                 &format!(
