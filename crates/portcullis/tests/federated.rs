@@ -928,7 +928,7 @@ async fn link(p: &Provider, e: &Env, b: &mut Browser, csrf: &str, sub: &str) -> 
 }
 
 #[tokio::test]
-async fn a_password_account_links_its_upstream_identity_from_the_account_page() {
+async fn a_password_account_links_and_unlinks_its_upstream_identity_on_the_account_page() {
     let p = provider().await;
     let e = federated_env(config(&p.fake.issuer)).await;
     let client = e.client().await;
@@ -991,5 +991,46 @@ async fn a_password_account_links_its_upstream_identity_from_the_account_page() 
         .unwrap()
         .unwrap();
     assert_eq!(owner.username, "alice");
+
+    // Alice unlinks it again: the identity opens nothing here any more.
+    let csrf = e.get(Some(&mut b), "/account").await.field("csrf");
+    let unlinked = e
+        .form(Some(&mut b), "/account/unlink", &[("csrf", &csrf)])
+        .await;
+    let account = follow(&e, &mut b, &unlinked).await;
+    assert!(
+        account.text.contains("no longer linked"),
+        "{}",
+        account.text
+    );
+    assert!(
+        account.text.contains("Link your Example ID account"),
+        "{}",
+        account.text
+    );
+    let store = e.server.store();
+    assert_eq!(
+        store
+            .user_by_upstream(&p.fake.issuer, "alice-at-idp", 0)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // An account made by the provider has no password: unlinking would lock it out.
+    let (mut bd, _) = signed_in(&p, &e, &client, "s-erin", "erin@corp.example").await;
+    let csrf = e.get(Some(&mut bd), "/account").await.field("csrf");
+    let kept = e
+        .form(Some(&mut bd), "/account/unlink", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.text);
+    assert!(kept.text.contains("no password"), "{}", kept.text);
+    assert!(
+        store
+            .user_by_upstream(&p.fake.issuer, "s-erin", 0)
+            .await
+            .unwrap()
+            .is_some()
+    );
     p.handle.abort();
 }

@@ -726,6 +726,16 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Removes the account's link to `issuer`; true when there was one.
+    pub async fn unlink_upstream(&self, user_id: &str, issuer: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM upstream_links WHERE user_id = $1 AND issuer = $2")
+            .bind(user_id)
+            .bind(issuer)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// The upstream issuers an account signs in with.
     pub async fn upstream_issuers(&self, user_id: &str) -> Result<Vec<String>> {
         let rows =

@@ -91,6 +91,9 @@ pub(super) async fn show(
                 "nothing" => {
                     Some("That application was not connected to your account: nothing changed.")
                 }
+                "unlinked" => Some(
+                    "Your account at the identity provider is no longer linked: sign in here with your password.",
+                ),
                 "linked" => Some(
                     "Your account at the identity provider is linked: you can sign in with it from now on.",
                 ),
@@ -362,6 +365,21 @@ async fn form_session(
     Ok(session)
 }
 
+/// A form from the signed-in account page: its session (CSRF checked) and the account,
+/// or back to the page when nobody is signed in.
+async fn form_user(
+    s: &AuthServer,
+    headers: &HeaderMap,
+    csrf: &str,
+    now: i64,
+) -> Result<(Session, User), Response> {
+    let session = form_session(s, headers, csrf, now).await?;
+    match signed_in(s, &session).await? {
+        Some(user) => Ok((session, user)),
+        None => Err(see_other(paths::ACCOUNT)),
+    }
+}
+
 pub(super) async fn login(
     State(s): State<Arc<AuthServer>>,
     peer: Peer,
@@ -427,19 +445,50 @@ pub(super) struct RevokeForm {
     client_id: String,
 }
 
+/// Removes the link to the upstream provider. Only an account with a password may: without
+/// one, nothing would open the account any more.
+pub(super) async fn unlink(
+    State(s): State<Arc<AuthServer>>,
+    headers: HeaderMap,
+    AxumForm(f): AxumForm<CsrfForm>,
+) -> Response {
+    let now = now();
+    let (session, user) = match form_user(&s, &headers, &f.csrf, now).await {
+        Ok(signed) => signed,
+        Err(r) => return r,
+    };
+    let Some(issuer) = s.upstream_issuer() else {
+        return see_other(paths::ACCOUNT);
+    };
+    if user.password_hash.is_empty() {
+        return account_page(
+            &s,
+            &session.row.csrf,
+            &user,
+            StatusCode::CONFLICT,
+            None,
+            Some(
+                "This account has no password, so the identity provider is its only way in: it stays linked. Ask the administrator for a password link (portcullis user reset-password) first."
+                    .to_owned(),
+            ),
+            now,
+        )
+        .await;
+    }
+    match s.store.unlink_upstream(&user.id, issuer).await {
+        Ok(_) => see_other(&format!("{}?done=unlinked", paths::ACCOUNT)),
+        Err(e) => server_error_page(e),
+    }
+}
+
 pub(super) async fn revoke(
     State(s): State<Arc<AuthServer>>,
     headers: HeaderMap,
     AxumForm(f): AxumForm<RevokeForm>,
 ) -> Response {
     let now = now();
-    let session = match form_session(&s, &headers, &f.csrf, now).await {
-        Ok(sess) => sess,
-        Err(r) => return r,
-    };
-    let user = match signed_in(&s, &session).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return see_other(paths::ACCOUNT),
+    let (_, user) = match form_user(&s, &headers, &f.csrf, now).await {
+        Ok(signed) => signed,
         Err(r) => return r,
     };
     // Keyed by the session's user: another person's client id revokes nothing of theirs.
@@ -471,13 +520,8 @@ pub(super) async fn password(
     AxumForm(f): AxumForm<PasswordForm>,
 ) -> Response {
     let now = now();
-    let session = match form_session(&s, &headers, &f.csrf, now).await {
-        Ok(sess) => sess,
-        Err(r) => return r,
-    };
-    let user = match signed_in(&s, &session).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return see_other(paths::ACCOUNT),
+    let (session, user) = match form_user(&s, &headers, &f.csrf, now).await {
+        Ok(signed) => signed,
         Err(r) => return r,
     };
     let again = |status: StatusCode, error: String| {

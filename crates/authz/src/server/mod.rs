@@ -60,6 +60,7 @@ pub mod paths {
     pub const ACCOUNT_LOGOUT: &str = "/account/logout";
     pub const ACCOUNT_REVOKE: &str = "/account/revoke";
     pub const ACCOUNT_PASSWORD: &str = "/account/password";
+    pub const ACCOUNT_UNLINK: &str = "/account/unlink";
     /// Sign-in through the upstream identity provider: the button, and its way back.
     pub const UPSTREAM: &str = "/oauth/upstream";
     pub const UPSTREAM_CALLBACK: &str = "/oauth/upstream/callback";
@@ -444,6 +445,7 @@ impl AuthServer {
             .route(paths::ACCOUNT_LOGOUT, post(account_page::logout))
             .route(paths::ACCOUNT_REVOKE, post(account_page::revoke))
             .route(paths::ACCOUNT_PASSWORD, post(account_page::password))
+            .route(paths::ACCOUNT_UNLINK, post(account_page::unlink))
             .route(paths::UPSTREAM, post(upstream_login::start))
             .route(paths::UPSTREAM_CALLBACK, get(upstream_login::callback))
             .route(paths::STYLE, get(pages::style))
