@@ -592,10 +592,9 @@ impl Upstream {
         {
             return Ok(d.clone());
         }
-        if held.is_none()
-            && let Some(e) = self.recent_failure(now)
-        {
-            return Err(e);
+        // Right after a failure, no new attempt: the old copy if there is one, else the error.
+        if let Some(e) = self.recent_failure(now) {
+            return held.clone().ok_or(e);
         }
         match self.discover(now).await {
             Ok(d) => {

@@ -110,6 +110,26 @@ async fn clients_and_grants_are_listed_shown_and_revoked() {
         "{}",
         out.stderr
     );
+    // Generated ids may start with `-` (base64url): they are ids, not options.
+    for args in [
+        &["client", "show", "-rno-such-client"][..],
+        &["client", "revoke", "-rno-such-client"][..],
+        &["grant", "list", "--client", "-rno-such-client"][..],
+    ] {
+        let out = run(&e, args);
+        assert!(
+            !out.stderr.contains("unexpected argument"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = run(&e, &["client", "show", "-rno-such-client"]);
+    assert!(
+        out.stderr
+            .contains("no client with id \"-rno-such-client\""),
+        "{}",
+        out.stderr
+    );
 
     // grant list: all, per user (by name or id), per client; unknown names are errors.
     let grants = run(&e, &["grant", "list", "--json"]).json();

@@ -35,7 +35,8 @@ pub enum ClientCommand {
     },
     /// Show one client: its registered metadata and its live grants with their users.
     Show {
-        /// The client id, as `portcullis client list` prints it.
+        /// The client id, as `portcullis client list` prints it (ids may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         db: DatabaseArg,
@@ -47,7 +48,8 @@ pub enum ClientCommand {
     /// disconnected (running servers refuse its tokens within 2 seconds); the application
     /// has to register again, and each user to approve it again, to reconnect.
     Revoke {
-        /// The client id, as `portcullis client list` prints it.
+        /// The client id, as `portcullis client list` prints it (ids may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         db: DatabaseArg,
@@ -70,7 +72,7 @@ pub enum GrantCommand {
         #[arg(long, value_name = "NAME|ID")]
         user: Option<String>,
         /// Only this client's grants.
-        #[arg(long, value_name = "CLIENT_ID")]
+        #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client: Option<String>,
         /// Revoked and expired grants too.
         #[arg(long)]
@@ -89,14 +91,14 @@ pub enum GrantCommand {
     /// `portcullis grant revoke --user alice --client CLIENT_ID`,
     /// `portcullis grant revoke GRANT_ID`.
     Revoke {
-        /// The grant id, as `portcullis grant list` prints it.
-        #[arg(conflicts_with_all = ["user", "client"])]
+        /// The grant id, as `portcullis grant list` prints it (ids may start with `-`).
+        #[arg(conflicts_with_all = ["user", "client"], allow_hyphen_values = true)]
         grant_id: Option<String>,
         /// This user's grants (username or user id).
         #[arg(long, value_name = "NAME|ID")]
         user: Option<String>,
         /// This client's grants.
-        #[arg(long, value_name = "CLIENT_ID")]
+        #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
         client: Option<String>,
         #[command(flatten)]
         db: DatabaseArg,

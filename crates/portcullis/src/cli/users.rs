@@ -16,6 +16,7 @@ pub enum UserCommand {
     /// choose their own password, use `user invite` instead.
     Add {
         /// The name to sign in with: 1 to 64 letters, digits and . _ @ -
+        #[arg(allow_hyphen_values = true)]
         username: String,
         /// Read the password (at least 12 characters) from standard input.
         #[arg(long, required = true)]
@@ -29,6 +30,7 @@ pub enum UserCommand {
     /// Print a one-time link where the person creates their account by choosing a password.
     Invite {
         /// The name the account will have.
+        #[arg(allow_hyphen_values = true)]
         username: String,
         /// The account will administer the server.
         #[arg(long)]
@@ -53,12 +55,14 @@ pub enum UserCommand {
     /// Disable an account: it can no longer sign in, every app connected to it is
     /// disconnected (its tokens are refused within seconds) and its browsers are signed out.
     Disable {
+        #[arg(allow_hyphen_values = true)]
         username: String,
         #[command(flatten)]
         db: DatabaseArg,
     },
     /// Let a disabled account sign in again (its apps must connect again).
     Enable {
+        #[arg(allow_hyphen_values = true)]
         username: String,
         #[command(flatten)]
         db: DatabaseArg,
@@ -66,6 +70,7 @@ pub enum UserCommand {
     /// Print a one-time link where the person chooses a new password, or, with
     /// --password-stdin, set the new password now.
     ResetPassword {
+        #[arg(allow_hyphen_values = true)]
         username: String,
         /// Read the new password from standard input instead of printing a link.
         #[arg(long)]
