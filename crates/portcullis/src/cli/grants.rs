@@ -69,7 +69,7 @@ pub enum GrantCommand {
     /// optionally only one user's or one client's.
     List {
         /// Only this user's grants (username or user id).
-        #[arg(long, value_name = "NAME|ID")]
+        #[arg(long, value_name = "NAME|ID", allow_hyphen_values = true)]
         user: Option<String>,
         /// Only this client's grants.
         #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
@@ -95,7 +95,7 @@ pub enum GrantCommand {
         #[arg(conflicts_with_all = ["user", "client"], allow_hyphen_values = true)]
         grant_id: Option<String>,
         /// This user's grants (username or user id).
-        #[arg(long, value_name = "NAME|ID")]
+        #[arg(long, value_name = "NAME|ID", allow_hyphen_values = true)]
         user: Option<String>,
         /// This client's grants.
         #[arg(long, value_name = "CLIENT_ID", allow_hyphen_values = true)]
