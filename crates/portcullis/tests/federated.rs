@@ -742,6 +742,17 @@ async fn password_sign_in_can_be_turned_off() {
         c.password_login = false;
     })
     .await;
+    // alice was made from the configured password; without it, no setup link is offered,
+    // since nobody could use a password account.
+    let upstream = config(&p.fake.issuer);
+    let fresh = env_with(move |c| {
+        c.upstream = Some(upstream);
+        c.password_login = false;
+        c.admin_password = None;
+    })
+    .await;
+    assert_eq!(fresh.boot, portcullis_authz::server::Bootstrap::Ready);
+    assert_eq!(users(&fresh).await, 0);
     let client = e.client().await;
     let mut b = Browser::default();
     let page = e

@@ -409,6 +409,11 @@ impl AuthServer {
             }
             return Ok(Bootstrap::AdminCreated(name));
         }
+        // Without password sign-in, a setup link would make an account nobody can open:
+        // people come in through the upstream provider instead.
+        if !self.config.password_login {
+            return Ok(Bootstrap::Ready);
+        }
         let token = portcullis_oauth::secret::generate(&self.rng)
             .ok_or_else(|| StartError::Keys("random source failed".into()))?;
         if let Ok(mut t) = self.setup_token.lock() {
