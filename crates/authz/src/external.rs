@@ -16,13 +16,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use portcullis_oauth::ScopeSet;
 use portcullis_oauth::jws::{self, JwsError};
 use serde_json::{Map, Value};
 
 use crate::Principal;
-use crate::fetch::{Fenced, FetchError, FetchPolicy};
+use crate::fetch::{Fenced, FetchError, FetchPolicy, basic_auth};
 use crate::guard::LEEWAY_SECS;
 use crate::remote_keys::RemoteKeys;
 
@@ -260,14 +259,7 @@ impl External {
             .append_pair("token", token)
             .append_pair("token_type_hint", "access_token")
             .finish();
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                form_encode(client_id),
-                form_encode(client_secret)
-            ))
-        );
+        let basic = basic_auth(client_id, client_secret);
         let answer = match self
             .fenced
             .post_form(endpoint, form, Some(&basic), MAX_METADATA_BYTES)
@@ -354,12 +346,6 @@ impl External {
             grant_id: None,
         })
     }
-}
-
-/// `application/x-www-form-urlencoded` encoding of a client credential in Basic auth
-/// (RFC 6749 section 2.3.1).
-fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// The authorization server metadata of `issuer`: RFC 8414 (path-aware), then OpenID

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
@@ -143,11 +144,7 @@ impl Fenced {
 
     /// GETs JSON from `url`: 200 only, at most `limit` bytes.
     pub async fn get_json(&self, url: &str, limit: usize) -> Result<Fetched, FetchError> {
-        let fetched = self.send(url, None, None, limit).await?;
-        if fetched.status != 200 {
-            return Err(FetchError::Status(fetched.status));
-        }
-        Ok(fetched)
+        self.get(url, None, limit).await
     }
 
     /// GETs JSON from `url` with an `Authorization` header (a bearer token for a userinfo
@@ -158,7 +155,16 @@ impl Fenced {
         authorization: &str,
         limit: usize,
     ) -> Result<Fetched, FetchError> {
-        let fetched = self.send(url, None, Some(authorization), limit).await?;
+        self.get(url, Some(authorization), limit).await
+    }
+
+    async fn get(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+        limit: usize,
+    ) -> Result<Fetched, FetchError> {
+        let fetched = self.send(url, None, authorization, limit).await?;
         if fetched.status != 200 {
             return Err(FetchError::Status(fetched.status));
         }
@@ -210,15 +216,7 @@ impl Fenced {
         let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|_| FetchError::Connect)?;
-        let mut path = parsed.path().to_owned();
-        if let Some(q) = parsed.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let authority = match parsed.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        };
+        let (path, authority) = request_target(&parsed);
         let mut request = http::Request::builder()
             .method(if form.is_some() { "POST" } else { "GET" })
             .uri(path)
@@ -296,6 +294,37 @@ impl Fenced {
             max_age,
         })
     }
+}
+
+/// What an HTTP/1.1 request to `url` names: the path with its query (the request target)
+/// and the `Host` header's value (the port only when the URL states one).
+pub fn request_target(url: &url::Url) -> (String, String) {
+    let mut target = url.path().to_owned();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let host = url.host_str().unwrap_or("");
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    };
+    (target, authority)
+}
+
+/// HTTP Basic credentials of an OAuth client at another server: id and secret each
+/// form-encoded first (RFC 6749 section 2.3.1), as the token and introspection endpoints
+/// expect.
+pub fn basic_auth(client_id: &str, client_secret: &str) -> String {
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(client_id),
+            enc(client_secret)
+        ))
+    )
 }
 
 async fn exchange<T>(

@@ -12,11 +12,10 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use portcullis_oauth::jws;
 use serde_json::{Map, Value};
 
-use crate::fetch::{Fenced, FetchError, FetchPolicy};
+use crate::fetch::{Fenced, FetchError, FetchPolicy, basic_auth};
 use crate::guard::LEEWAY_SECS;
 use crate::remote_keys::RemoteKeys;
 
@@ -280,16 +279,10 @@ impl Upstream {
                 .append_pair("client_secret", &c.client_secret);
             return (form.finish(), None);
         }
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(
-                "{}:{}",
-                enc(&c.client_id),
-                enc(&c.client_secret)
-            ))
-        );
-        (form.finish(), Some(basic))
+        (
+            form.finish(),
+            Some(basic_auth(&c.client_id, &c.client_secret)),
+        )
     }
 
     async fn exchange(

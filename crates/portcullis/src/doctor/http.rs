@@ -184,15 +184,7 @@ impl Client {
                 reason: "no addresses".to_owned(),
             }));
         };
-        let mut target = url.path().to_owned();
-        if let Some(q) = url.query() {
-            target.push('?');
-            target.push_str(q);
-        }
-        let authority = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        };
+        let (target, authority) = portcullis_authz::fetch::request_target(url);
         let mut builder = http::Request::builder()
             .method(method)
             .uri(target)
