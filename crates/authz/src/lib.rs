@@ -11,6 +11,7 @@ pub mod forwarded;
 pub mod guard;
 pub mod remote_keys;
 pub mod server;
+pub mod time;
 pub mod upstream;
 
 use std::sync::Arc;
